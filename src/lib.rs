@@ -1,0 +1,27 @@
+//! token-rotator: rotate a Claude Code OAuth token into running Docker containers,
+//! validated before and verified after, with rollback.
+//!
+//! The data flows through one module per stage:
+//!
+//! - [`secret`]: read the secret file and normalize it into a [`secret::Token`]
+//!   (whitespace stripped, shape checked, fingerprinted; never printed).
+//! - [`validate`]: ask the API whether the token works before anything is touched.
+//! - [`plan`]: resolve the target containers and decide which need the token.
+//! - [`spec`]: derive each replacement's configuration from the old container's.
+//! - [`swap`]: create, stop, rename, start; roll back on any failure.
+//! - [`verify`]: prove the replacement is up and carries the new credential.
+//! - [`report`]: what a rotation did, as text, JSON and an exit code.
+//!
+//! [`rotate`] runs those stages once; [`config`] is the command line, [`docker`] the
+//! engine connection and the labels written on containers.
+
+pub mod config;
+pub mod docker;
+pub mod plan;
+pub mod report;
+pub mod rotate;
+pub mod secret;
+pub mod spec;
+pub mod swap;
+pub mod validate;
+pub mod verify;

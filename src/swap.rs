@@ -1,0 +1,358 @@
+//! Stage 4b: replace one container by its copy carrying the new token, or roll back.
+//!
+//! Order, as compose does it but with a way back: create the replacement under a
+//! temporary name; stop the old one (its own stop signal and timeout); rename it aside;
+//! give the replacement the original name; start it; verify it; only then remove the
+//! old one. Any failure before verification passes removes the replacement and puts
+//! the old container back under its name, running if it was. Volumes are never removed.
+
+use bollard::models::{EndpointSettings, NetworkConnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
+    RenameContainerOptionsBuilder, StopContainerOptions,
+};
+use bollard::Docker;
+
+use crate::docker::{
+    describe, LABEL_FINGERPRINT, LABEL_REPLACES, LABEL_ROTATION, LABEL_SWAPPED_AT,
+    LABEL_TARGET_NAME,
+};
+use crate::plan::Target;
+use crate::secret::Token;
+use crate::spec::{replacement, SpecError};
+use crate::verify::{verify, VerifyConfig, VerifyError};
+
+/// A step of the swap, named in errors so an operator knows how far it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Building the replacement's configuration.
+    Prepare,
+    /// `POST /containers/create`.
+    Create,
+    /// Connecting networks beyond the first.
+    ConnectNetwork,
+    /// Stopping the old container.
+    StopOld,
+    /// Renaming the old container aside.
+    RenameOld,
+    /// Giving the replacement the original name.
+    RenameNew,
+    /// Starting the replacement.
+    StartNew,
+    /// Verifying the replacement.
+    Verify,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Prepare => "prepare the replacement",
+            Step::Create => "create the replacement",
+            Step::ConnectNetwork => "connect the replacement's networks",
+            Step::StopOld => "stop the old container",
+            Step::RenameOld => "rename the old container aside",
+            Step::RenameNew => "give the replacement the original name",
+            Step::StartNew => "start the replacement",
+            Step::Verify => "verify the replacement",
+        })
+    }
+}
+
+/// A swap that failed. `rollback` says whether the old container was restored.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {step} of {name}: {reason}; {rollback}")]
+pub struct SwapError {
+    /// The target's name.
+    pub name: String,
+    /// Where it failed.
+    pub step: Step,
+    /// Why.
+    pub reason: String,
+    /// What the rollback did.
+    pub rollback: Rollback,
+}
+
+/// The result of undoing a failed swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// Nothing had been changed yet.
+    NothingToUndo,
+    /// The old container is back under its name, in the state it was in.
+    Restored,
+    /// Undoing failed: an operator must look.
+    Failed(String),
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rollback::NothingToUndo => f.write_str("nothing was changed"),
+            Rollback::Restored => f.write_str("rolled back: the old container is back as it was"),
+            Rollback::Failed(e) => write!(f, "ROLLBACK FAILED, check the container by hand: {e}"),
+        }
+    }
+}
+
+/// A completed swap.
+#[derive(Debug, Clone)]
+pub struct Swapped {
+    /// The replaced container's ID (now removed).
+    pub old_id: String,
+    /// The new container's ID.
+    pub new_id: String,
+    /// Set if the old container could not be removed afterwards (it is stopped, renamed aside).
+    pub cleanup_warning: Option<String>,
+}
+
+/// What one swap needs besides the target.
+#[derive(Debug, Clone)]
+pub struct SwapContext {
+    /// The rotation this swap belongs to.
+    pub rotation_id: String,
+    /// Env var carrying the token.
+    pub env_var: String,
+    /// How to verify the replacement.
+    pub verify: VerifyConfig,
+}
+
+/// How far a swap got: what a rollback must undo.
+#[derive(Debug, Default)]
+struct Progress {
+    new_id: Option<String>,
+    old_stopped: bool,
+    old_renamed: bool,
+}
+
+/// Replaces `target` by a copy carrying `token`.
+pub async fn swap(
+    docker: &Docker,
+    target: &Target,
+    token: &Token,
+    ctx: &SwapContext,
+) -> Result<Swapped, SwapError> {
+    let mut progress = Progress::default();
+    match run_steps(docker, target, token, ctx, &mut progress).await {
+        Ok(new_id) => {
+            let cleanup_warning = remove_container(docker, &target.id).await.err().map(|e| {
+                format!(
+                    "the old container {} could not be removed: {e}",
+                    aside_name(target, ctx)
+                )
+            });
+            Ok(Swapped {
+                old_id: target.id.clone(),
+                new_id,
+                cleanup_warning,
+            })
+        }
+        Err((step, reason)) => {
+            let rollback = roll_back(docker, target, &progress).await;
+            Err(SwapError {
+                name: target.name.clone(),
+                step,
+                reason,
+                rollback,
+            })
+        }
+    }
+}
+
+fn temp_name(target: &Target, ctx: &SwapContext) -> String {
+    format!("{}-tr-new-{}", target.name, ctx.rotation_id)
+}
+
+fn aside_name(target: &Target, ctx: &SwapContext) -> String {
+    format!("{}-tr-old-{}", target.name, ctx.rotation_id)
+}
+
+async fn run_steps(
+    docker: &Docker,
+    target: &Target,
+    token: &Token,
+    ctx: &SwapContext,
+    progress: &mut Progress,
+) -> Result<String, (Step, String)> {
+    let at = |step: Step| move |e: bollard::errors::Error| (step, describe(&e));
+
+    let image = image_ref(docker, target).await;
+    let labels = [
+        (LABEL_FINGERPRINT, token.fingerprint().to_string()),
+        (LABEL_ROTATION, ctx.rotation_id.clone()),
+        (LABEL_SWAPPED_AT, now_rfc3339()),
+        (LABEL_REPLACES, target.id.clone()),
+        (LABEL_TARGET_NAME, target.name.clone()),
+    ];
+    let spec = replacement(
+        &target.inspect,
+        &image,
+        &ctx.env_var,
+        token.expose(),
+        &labels,
+    )
+    .map_err(|e: SpecError| (Step::Prepare, e.to_string()))?;
+
+    let created = docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&temp_name(target, ctx))
+                    .build(),
+            ),
+            spec.body,
+        )
+        .await
+        .map_err(at(Step::Create))?;
+    let new_id = created.id;
+    progress.new_id = Some(new_id.clone());
+    tracing::debug!(container = %target.name, new_id = %short(&new_id), "replacement created");
+
+    for (network, endpoint) in spec.extra_networks {
+        connect(docker, &new_id, &network, endpoint)
+            .await
+            .map_err(at(Step::ConnectNetwork))?;
+    }
+
+    if target.running {
+        // No options: the engine applies the container's own stop signal and timeout.
+        docker
+            .stop_container(&target.id, None::<StopContainerOptions>)
+            .await
+            .map_err(at(Step::StopOld))?;
+        progress.old_stopped = true;
+    }
+    rename(docker, &target.id, &aside_name(target, ctx))
+        .await
+        .map_err(at(Step::RenameOld))?;
+    progress.old_renamed = true;
+    rename(docker, &new_id, &target.name)
+        .await
+        .map_err(at(Step::RenameNew))?;
+
+    docker
+        .start_container(
+            &new_id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(at(Step::StartNew))?;
+    tracing::debug!(container = %target.name, new_id = %short(&new_id), "replacement started, verifying");
+
+    verify(docker, &new_id, token, &ctx.verify)
+        .await
+        .map_err(|e: VerifyError| (Step::Verify, e.to_string()))?;
+    Ok(new_id)
+}
+
+/// The image by name if that name still points at the same image, else by ID.
+async fn image_ref(docker: &Docker, target: &Target) -> String {
+    let id = target.inspect.image.clone().unwrap_or_default();
+    let name = target
+        .inspect
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    if !name.is_empty() && name != id {
+        if let Ok(img) = docker.inspect_image(&name).await {
+            if img.id.as_deref() == Some(id.as_str()) {
+                return name; // keeps `docker ps` readable
+            }
+        }
+    }
+    id
+}
+
+/// Undoes whatever `progress` says was done. Never removes volumes.
+async fn roll_back(docker: &Docker, target: &Target, progress: &Progress) -> Rollback {
+    let Some(new_id) = &progress.new_id else {
+        return Rollback::NothingToUndo;
+    };
+    let mut problems = Vec::new();
+    // Removing the replacement (forced, which stops it) frees the original name.
+    if let Err(e) = remove_container(docker, new_id).await {
+        problems.push(format!("removing the replacement {}: {e}", short(new_id)));
+    }
+    if progress.old_renamed {
+        if let Err(e) = rename(docker, &target.id, &target.name).await {
+            problems.push(format!(
+                "renaming {} back to {}: {}",
+                short(&target.id),
+                target.name,
+                describe(&e)
+            ));
+        }
+    }
+    if progress.old_stopped {
+        if let Err(e) = docker
+            .start_container(
+                &target.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            problems.push(format!("restarting the old container: {}", describe(&e)));
+        }
+    }
+    if problems.is_empty() {
+        Rollback::Restored
+    } else {
+        Rollback::Failed(problems.join("; "))
+    }
+}
+
+async fn connect(
+    docker: &Docker,
+    id: &str,
+    network: &str,
+    endpoint: EndpointSettings,
+) -> Result<(), bollard::errors::Error> {
+    docker
+        .connect_network(
+            network,
+            NetworkConnectRequest {
+                container: id.to_string(),
+                endpoint_config: Some(endpoint),
+            },
+        )
+        .await
+}
+
+async fn rename(docker: &Docker, id: &str, name: &str) -> Result<(), bollard::errors::Error> {
+    docker
+        .rename_container(
+            id,
+            RenameContainerOptionsBuilder::default().name(name).build(),
+        )
+        .await
+}
+
+/// Force-removes a container, keeping its volumes (the other container may use them).
+async fn remove_container(docker: &Docker, id: &str) -> Result<(), String> {
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(false)
+        .build();
+    match docker.remove_container(id, Some(opts)).await {
+        Ok(()) => Ok(()),
+        Err(e) if crate::docker::is_not_found(&e) => Ok(()),
+        Err(e) => Err(describe(&e)),
+    }
+}
+
+/// Whether a container exists (used by callers after a failed rollback).
+pub async fn exists(docker: &Docker, id: &str) -> bool {
+    docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .is_ok()
+}
+
+/// First 12 characters of an ID.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Current UTC time as RFC 3339 with second precision.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
