@@ -194,32 +194,37 @@ impl Validator {
 /// Sorts one HTTP answer into a verdict.
 pub fn classify(status: u16, body: &[u8]) -> Verdict {
     let api_error = parse_error(body);
-    match status {
-        200..=299 => Verdict::Valid { status, note: None },
-        429 => Verdict::Valid {
+    match (status, api_error) {
+        (200..=299, _) if is_message(body) => Verdict::Valid { status, note: None },
+        (200..=299, _) => Verdict::Inconclusive {
+            reason: format!("HTTP {status} but the body is not an API message (a proxy or captive portal?)"),
+        },
+        (429, Some((t, _))) if t == "rate_limit_error" => Verdict::Valid {
             status,
             note: Some(
                 "rate-limited, which proves the credential was recognised; probes count against the subscription's limits".into(),
             ),
         },
-        401 | 403 => match api_error {
-            Some((error_type, message)) => Verdict::Invalid {
-                status,
-                error_type,
-                message,
-            },
-            // A 401/403 without the API's error shape may come from a proxy in between.
-            None => Verdict::Inconclusive {
-                reason: format!("HTTP {status} without an API error body (a proxy?)"),
-            },
+        (401 | 403, Some((error_type, message))) => Verdict::Invalid {
+            status,
+            error_type,
+            message,
         },
-        _ => Verdict::Inconclusive {
-            reason: match api_error {
-                Some((t, m)) => format!("HTTP {status} {t}: {m}"),
-                None => format!("HTTP {status} with an unparseable body"),
-            },
+        // Without the API's error shape the answer may come from a proxy in between.
+        (_, Some((t, m))) => Verdict::Inconclusive {
+            reason: format!("HTTP {status} {t}: {m}"),
+        },
+        (_, None) => Verdict::Inconclusive {
+            reason: format!("HTTP {status} with a body that is not an API answer"),
         },
     }
+}
+
+fn is_message(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("type")?.as_str().map(|t| t == "message"))
+        .unwrap_or(false)
 }
 
 fn parse_error(body: &[u8]) -> Option<(String, String)> {
@@ -304,7 +309,11 @@ mod tests {
 
     #[test]
     fn answers_are_classified_as_context_describes() {
-        assert_eq!(classify(200, b"{}").label(), "valid");
+        assert_eq!(
+            classify(200, br#"{"type":"message","content":[]}"#).label(),
+            "valid"
+        );
+        assert_eq!(classify(200, b"<html>login</html>").label(), "inconclusive");
         assert_eq!(
             classify(429, &err("rate_limit_error", "slow down")).label(),
             "valid"
@@ -328,6 +337,6 @@ mod tests {
         );
         assert_eq!(classify(500, b"<html>oops</html>").label(), "inconclusive");
         assert_eq!(classify(401, b"<html>proxy</html>").label(), "inconclusive");
-        assert!(!classify(429, b"").allows_swap() || classify(429, b"").label() == "valid");
+        assert_eq!(classify(429, b"too many").label(), "inconclusive");
     }
 }

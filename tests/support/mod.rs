@@ -1,0 +1,325 @@
+//! Shared helpers for the integration tests: the real Docker engine (through the docker
+//! CLI), images built from scratch, per-test names with cleanup, tokens, and a runner for
+//! the real `token-rotator` binary that checks no output ever carries a secret.
+#![allow(dead_code)]
+
+pub mod api;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The test bot image: fake-bot on `FROM scratch`.
+pub const BOT_IMAGE: &str = "token-rotator-test-bot:latest";
+/// The env var the rotator writes by default.
+pub const ENV_VAR: &str = "BOT_BOTTLE_CLAUDE_OAUTH_TOKEN";
+/// Label put on every test container (and copied to replacements) for cleanup.
+pub const SCOPE_LABEL: &str = "token-rotator-test.scope";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `docker ARGS`, panicking with stderr on failure; returns trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI is not installed (run scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `docker ARGS` and returns whether it succeeded (for cleanup and probes).
+pub fn docker_ok(args: &[&str]) -> bool {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// `docker inspect NAME` as JSON.
+pub fn inspect(name: &str) -> Value {
+    let text = docker(&["inspect", "--type", "container", name]);
+    let mut v: Value = serde_json::from_str(&text).expect("inspect JSON");
+    v[0].take()
+}
+
+/// The value of `var` in a container's env.
+pub fn env_of(name: &str, var: &str) -> Option<String> {
+    let v = inspect(name);
+    v["Config"]["Env"]
+        .as_array()?
+        .iter()
+        .filter_map(|e| e.as_str())
+        .find_map(|e| e.strip_prefix(&format!("{var}=")).map(str::to_string))
+}
+
+/// Builds the static fake-bot (once per process) and returns its path.
+pub fn fake_bot_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target_dir = root().join("target/fake-bot");
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--locked",
+                    "--target",
+                    "x86_64-unknown-linux-gnu",
+                ])
+                .arg("--manifest-path")
+                .arg(root().join("examples/fake-bot/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .status()
+                .expect("cargo");
+            assert!(status.success(), "building the static fake-bot failed");
+            target_dir.join("x86_64-unknown-linux-gnu/release/fake-bot")
+        })
+        .clone()
+}
+
+/// Builds `BOT_IMAGE` from scratch (once per process; no registry involved).
+pub fn bot_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let bin = fake_bot_binary();
+        let ctx = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(&bin, ctx.path().join("fake-bot")).expect("copy fake-bot");
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY fake-bot /fake-bot\nENTRYPOINT [\"/fake-bot\"]\nCMD [\"serve\"]\n",
+        )
+        .unwrap();
+        docker(&["build", "-q", "-t", BOT_IMAGE, ctx.path().to_str().unwrap()]);
+    });
+    BOT_IMAGE
+}
+
+/// A fresh OAuth-shaped token, unique per call.
+pub fn new_token() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let seed = format!(
+        "{}-{}-{:?}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+    );
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut body = String::new();
+    let mut block = Sha256::digest(seed.as_bytes()).to_vec();
+    while body.len() < 95 {
+        for b in &block {
+            body.push(ALPHABET[(*b as usize) % 64] as char);
+        }
+        block = Sha256::digest(&block).to_vec();
+    }
+    body.truncate(95);
+    format!("sk-ant-oat01-{body}")
+}
+
+/// SHA-256 fingerprint (12 hex) as the rotator prints it.
+pub fn fingerprint(token: &str) -> String {
+    hex::encode(&Sha256::digest(token.as_bytes())[..6])
+}
+
+/// Every token any test of this process has used, for the leak check.
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Registers a token so every later output is checked for it.
+pub fn remember_secret(token: &str) {
+    SECRETS.lock().unwrap().push(token.to_string());
+}
+
+/// Panics if `text` holds a known token or any 12-character piece of one that reaches
+/// past the public `sk-ant-oat01-` prefix.
+pub fn assert_no_secret(text: &str) {
+    for token in SECRETS.lock().unwrap().iter() {
+        let bytes = token.as_bytes();
+        for start in 2..=bytes.len().saturating_sub(12) {
+            let piece = &token[start..start + 12];
+            assert!(
+                !text.contains(piece),
+                "output leaks a piece of a token ({piece:?} at {start}):\n{text}"
+            );
+        }
+    }
+}
+
+/// One test's names and the cleanup of everything it made, even when it fails.
+pub struct Scope {
+    /// Unique prefix for this test's containers, networks and volumes.
+    pub prefix: String,
+    networks: Mutex<Vec<String>>,
+    volumes: Mutex<Vec<String>>,
+    /// Temporary directory for secret files.
+    pub dir: tempfile::TempDir,
+}
+
+impl Scope {
+    /// A new scope named after the test.
+    pub fn new(test: &str) -> Scope {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let prefix = format!(
+            "trt-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            test.replace('_', "-")
+        );
+        Scope {
+            prefix,
+            networks: Mutex::new(Vec::new()),
+            volumes: Mutex::new(Vec::new()),
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A name unique to this test.
+    pub fn name(&self, what: &str) -> String {
+        format!("{}-{what}", self.prefix)
+    }
+
+    /// `docker run -d` with the scope label and a unique name; returns the name.
+    pub fn run(&self, what: &str, args: &[&str]) -> String {
+        let name = self.name(what);
+        let label = format!("{SCOPE_LABEL}={}", self.prefix);
+        let mut argv = vec!["run", "-d", "--name", &name, "--label", &label];
+        argv.extend_from_slice(args);
+        docker(&argv);
+        name
+    }
+
+    /// `docker network create` of a network removed with the scope.
+    pub fn network(&self, what: &str, extra: &[&str]) -> String {
+        let name = self.name(what);
+        let mut argv = vec!["network", "create"];
+        argv.extend_from_slice(extra);
+        argv.push(&name);
+        docker(&argv);
+        self.networks.lock().unwrap().push(name.clone());
+        name
+    }
+
+    /// A named volume removed with the scope.
+    pub fn volume(&self, what: &str) -> String {
+        let name = self.name(what);
+        docker(&["volume", "create", &name]);
+        self.volumes.lock().unwrap().push(name.clone());
+        name
+    }
+
+    /// Registers an anonymous volume for removal.
+    pub fn forget_volume_later(&self, name: &str) {
+        self.volumes.lock().unwrap().push(name.to_string());
+    }
+
+    /// Writes `content` to a file in this scope's temp dir; returns its path.
+    pub fn secret_file(&self, content: &str) -> PathBuf {
+        let path = self.dir.path().join("token");
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// The containers carrying this scope's label (any state).
+    pub fn containers(&self) -> Vec<String> {
+        let filter = format!("label={SCOPE_LABEL}={}", self.prefix);
+        docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let filter = format!("label={SCOPE_LABEL}={}", self.prefix);
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut argv = vec!["rm", "-f", "-v"];
+            argv.extend(ids);
+            docker_ok(&argv);
+        }
+        for n in self.networks.lock().unwrap().iter() {
+            docker_ok(&["network", "rm", n]);
+        }
+        for v in self.volumes.lock().unwrap().iter() {
+            docker_ok(&["volume", "rm", "-f", v]);
+        }
+    }
+}
+
+/// Output of one rotator run.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout and stderr together.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the real `token-rotator` binary with `args` (no TOKEN_ROTATOR_* from outside)
+/// and checks its output for secrets.
+pub fn rotator(args: &[&str]) -> Run {
+    rotator_env(args, &[])
+}
+
+/// Like [`rotator`], with extra env vars.
+pub fn rotator_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_token-rotator"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOKEN_ROTATOR_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("TOKEN_ROTATOR_LOG", "debug");
+    cmd.args(args).envs(env.iter().copied());
+    let out: Output = cmd.output().expect("run token-rotator");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    };
+    assert_no_secret(&run.all());
+    run
+}
+
+/// Path as &str.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
