@@ -13,10 +13,12 @@
 //! - [`report`]: what a rotation did, as text, JSON and an exit code.
 //!
 //! [`rotate`] runs those stages once; [`config`] is the command line, [`docker`] the
-//! engine connection and the labels written on containers.
+//! engine connection and the labels written on containers, [`logging`] the log set-up
+//! that keeps dependencies from printing container env.
 
 pub mod config;
 pub mod docker;
+pub mod logging;
 pub mod plan;
 pub mod report;
 pub mod rotate;

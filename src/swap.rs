@@ -20,7 +20,7 @@ use crate::docker::{
 use crate::plan::Target;
 use crate::secret::Token;
 use crate::spec::{replacement, SpecError};
-use crate::verify::{verify, VerifyConfig, VerifyError};
+use crate::verify::{verify, verify_env_only, VerifyConfig, VerifyError};
 
 /// A step of the swap, named in errors so an operator knows how far it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +228,13 @@ async fn run_steps(
         .await
         .map_err(at(Step::RenameNew))?;
 
+    if !target.running {
+        // A stopped target gets a stopped replacement: starting it would override the operator.
+        verify_env_only(docker, &new_id, token, &ctx.env_var)
+            .await
+            .map_err(|e| (Step::Verify, e.to_string()))?;
+        return Ok(new_id);
+    }
     docker
         .start_container(
             &new_id,

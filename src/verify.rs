@@ -102,6 +102,24 @@ pub async fn verify(
     }
 }
 
+/// Checks only that a (stopped) container's env carries the token.
+pub async fn verify_env_only(
+    docker: &Docker,
+    id: &str,
+    token: &Token,
+    env_var: &str,
+) -> Result<(), VerifyError> {
+    let info = docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(|e| VerifyError::Engine(describe(&e)))?;
+    if env_value(&info, env_var).is_some_and(|v| token.matches(v)) {
+        Ok(())
+    } else {
+        Err(VerifyError::WrongToken(env_var.to_string()))
+    }
+}
+
 async fn check_once(
     docker: &Docker,
     id: &str,

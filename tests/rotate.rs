@@ -1,0 +1,389 @@
+//! `token-rotator rotate` against the real engine: swap, verify, roll back, refuse.
+
+mod support;
+
+use support::api::{Behaviour, StandInApi};
+use support::{
+    bot_image, docker, docker_ok, env_of, fingerprint, inspect, new_token, remember_secret,
+    rotator, s, Scope, ENV_VAR,
+};
+
+/// A token the stand-in accepts, registered for the leak check.
+fn accepted(api: &StandInApi) -> String {
+    let t = new_token();
+    remember_secret(&t);
+    api.set(&t, Behaviour::Accept);
+    t
+}
+
+/// A running bot on the host network (so it reaches the stand-in on loopback).
+fn bot(scope: &Scope, what: &str, token: &str, api_url: &str, extra: &[&str]) -> String {
+    let env_tok = format!("{ENV_VAR}={token}");
+    let env_api = format!("ANTHROPIC_BASE_URL={api_url}");
+    let mut args = vec![
+        "--network",
+        "host",
+        "-e",
+        &env_tok,
+        "-e",
+        &env_api,
+        "-e",
+        "FAKE_BOT_INTERVAL=0.2",
+    ];
+    args.extend_from_slice(extra);
+    args.push(bot_image());
+    scope.run(what, &args)
+}
+
+fn rotate(
+    file: &std::path::Path,
+    api: &StandInApi,
+    containers: &[&str],
+    extra: &[&str],
+) -> support::Run {
+    let base = api.base_url();
+    let mut args = vec!["rotate", "--secret-file", s(file), "--api-base-url", &base];
+    if !extra.contains(&"--settle") {
+        args.extend(["--settle", "0.5"]);
+    }
+    for c in containers {
+        args.push("--container");
+        args.push(c);
+    }
+    args.extend_from_slice(extra);
+    rotator(&args)
+}
+
+fn id_of(name: &str) -> String {
+    inspect(name)["Id"].as_str().unwrap().to_string()
+}
+
+fn started_at(name: &str) -> String {
+    inspect(name)["State"]["StartedAt"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn is_running(name: &str) -> bool {
+    inspect(name)["State"]["Running"].as_bool().unwrap()
+}
+
+#[test]
+fn happy_rotation_swaps_in_the_new_token_and_verifies_it_by_exec() {
+    let scope = Scope::new("happy");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let old_id = id_of(&name);
+
+    let file = scope.secret_file(&format!("{new}\n"));
+    let run = rotate(&file, &api, &[&name], &["--verify-exec", "/fake-bot check"]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("swapped and verified"), "{run:?}");
+    assert!(run.stdout.contains(&fingerprint(&new)), "{run:?}");
+    let after = inspect(&name);
+    assert_ne!(after["Id"].as_str().unwrap(), old_id, "a new container");
+    assert!(after["State"]["Running"].as_bool().unwrap());
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
+    assert_eq!(
+        after["Config"]["Labels"]["token-rotator.fingerprint"].as_str(),
+        Some(fingerprint(&new).as_str())
+    );
+    assert!(
+        !docker_ok(&["inspect", &old_id]),
+        "the old container is removed"
+    );
+    assert_eq!(
+        scope.containers(),
+        vec![name.clone()],
+        "no temporary containers left"
+    );
+    // Validation by the rotator, then `/fake-bot check` inside the new container.
+    assert!(
+        api.hits(&new) >= 2,
+        "validated and verified: {}",
+        api.hits(&new)
+    );
+    let logs = docker(&["logs", &name]);
+    assert!(
+        logs.contains(&format!("authenticated with token {}", fingerprint(&new))),
+        "{logs}"
+    );
+}
+
+#[test]
+fn failed_verification_rolls_back_to_the_same_old_container() {
+    let scope = Scope::new("rollback-exec");
+    let api = StandInApi::start();
+    // The bot talks to a second API that knows only the old token: the new one fails inside.
+    let bot_api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    bot_api.set(&old, Behaviour::Accept);
+    let name = bot(&scope, "bot", &old, &bot_api.base_url(), &[]);
+    let old_id = id_of(&name);
+
+    let file = scope.secret_file(&new);
+    let run = rotate(
+        &file,
+        &api,
+        &[&name],
+        &["--verify-exec", "/fake-bot check", "--verify-timeout", "2"],
+    );
+
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout.contains("could not verify the replacement"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("verification command exited 1"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("rolled back: the old container is back as it was"),
+        "{run:?}"
+    );
+    assert_eq!(id_of(&name), old_id, "the very same container");
+    assert!(is_running(&name));
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
+    assert_eq!(
+        scope.containers(),
+        vec![name.clone()],
+        "replacement removed"
+    );
+}
+
+#[test]
+fn replacement_that_exits_is_rolled_back_at_once() {
+    let scope = Scope::new("rollback-exit");
+    let api = StandInApi::start();
+    let bot_api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    bot_api.set(&old, Behaviour::Accept);
+    let name = bot(
+        &scope,
+        "bot",
+        &old,
+        &bot_api.base_url(),
+        &["-e", "FAKE_BOT_EXIT_ON_AUTH_FAILURE=1"],
+    );
+    let old_id = id_of(&name);
+
+    let run = rotate(
+        &scope.secret_file(&new),
+        &api,
+        &[&name],
+        &["--settle", "3", "--verify-timeout", "30"],
+    );
+
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout.contains("the new container exited (code 1)"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("rolled back"), "{run:?}");
+    assert_eq!(id_of(&name), old_id);
+    assert!(is_running(&name));
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
+    assert_eq!(scope.containers(), vec![name.clone()]);
+}
+
+#[test]
+fn invalid_token_leaves_the_target_untouched() {
+    let scope = Scope::new("invalid");
+    let api = StandInApi::start();
+    let old = accepted(&api);
+    let revoked = new_token();
+    remember_secret(&revoked);
+    api.set(&revoked, Behaviour::Revoked);
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let (id, started) = (id_of(&name), started_at(&name));
+
+    let run = rotate(&scope.secret_file(&revoked), &api, &[&name], &[]);
+
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains("OAuth token has been revoked"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("no container was touched"), "{run:?}");
+    assert_eq!(id_of(&name), id);
+    assert_eq!(started_at(&name), started, "not even restarted");
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
+}
+
+#[test]
+fn inconclusive_validation_leaves_the_target_untouched() {
+    let scope = Scope::new("inconclusive");
+    let api = StandInApi::start();
+    let old = accepted(&api);
+    let flaky = new_token();
+    remember_secret(&flaky);
+    api.set(&flaky, Behaviour::Overloaded);
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let (id, started) = (id_of(&name), started_at(&name));
+
+    let run = rotate(
+        &scope.secret_file(&flaky),
+        &api,
+        &[&name],
+        &["--validate-deadline", "1"],
+    );
+
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("inconclusive (HTTP 529 overloaded_error"),
+        "{run:?}"
+    );
+    assert_eq!(id_of(&name), id);
+    assert_eq!(started_at(&name), started);
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
+}
+
+#[test]
+fn malformed_secret_file_leaves_the_target_untouched() {
+    let scope = Scope::new("malformed");
+    let api = StandInApi::start();
+    let old = accepted(&api);
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let id = id_of(&name);
+    let run = rotate(
+        &scope.secret_file(&old.replace("oat01", "ort01")),
+        &api,
+        &[&name],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("holds a refresh token"), "{run:?}");
+    assert_eq!(id_of(&name), id);
+}
+
+#[test]
+fn rotating_to_the_token_already_carried_touches_nothing_and_asks_no_api() {
+    let scope = Scope::new("noop");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let file = scope.secret_file(&new);
+    let first = rotate(&file, &api, &[&name], &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let (id, started, hits) = (id_of(&name), started_at(&name), api.hits(&new));
+
+    let second = rotate(&file, &api, &[&name], &[]);
+
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(
+        second.stdout.contains("already current, not touched"),
+        "{second:?}"
+    );
+    assert!(
+        second.stdout.contains("result: already_current"),
+        "{second:?}"
+    );
+    assert_eq!(id_of(&name), id);
+    assert_eq!(started_at(&name), started);
+    assert_eq!(api.hits(&new), hits, "no probe when nothing is to be done");
+}
+
+#[test]
+fn missing_container_fails_before_any_target_is_touched() {
+    let scope = Scope::new("missing");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let id = id_of(&name);
+    let ghost = scope.name("ghost");
+
+    let run = rotate(&scope.secret_file(&new), &api, &[&name, &ghost], &[]);
+
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("target container \"{ghost}\" does not exist")),
+        "{run:?}"
+    );
+    assert_eq!(id_of(&name), id, "the existing target is untouched");
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
+    assert_eq!(api.hits(&new), 0);
+}
+
+#[test]
+fn two_targets_are_both_rotated() {
+    let scope = Scope::new("two");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let a = bot(&scope, "a", &old, &api.base_url(), &[]);
+    let b = bot(&scope, "b", &old, &api.base_url(), &[]);
+    let (id_a, id_b) = (id_of(&a), id_of(&b));
+
+    let run = rotate(
+        &scope.secret_file(&new),
+        &api,
+        &[&a, &b],
+        &["--verify-exec", "/fake-bot check"],
+    );
+
+    assert_eq!(run.code, 0, "{run:?}");
+    for (n, id) in [(&a, id_a), (&b, id_b)] {
+        assert_ne!(id_of(n), id);
+        assert!(is_running(n));
+        assert_eq!(env_of(n, ENV_VAR).as_deref(), Some(new.as_str()));
+    }
+    let mut left = scope.containers();
+    left.sort();
+    assert_eq!(left, vec![a, b]);
+}
+
+#[test]
+fn auto_remove_target_is_refused_and_left_running() {
+    let scope = Scope::new("autoremove");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, "bot", &old, &api.base_url(), &["--rm"]);
+    let id = id_of(&name);
+
+    let run = rotate(&scope.secret_file(&new), &api, &[&name], &[]);
+
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("has AutoRemove (--rm) set"), "{run:?}");
+    assert_eq!(id_of(&name), id);
+    assert!(is_running(&name));
+}
+
+#[test]
+fn stopped_target_gets_a_stopped_replacement() {
+    let scope = Scope::new("stopped");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    docker(&["stop", &name]);
+
+    let run = rotate(&scope.secret_file(&new), &api, &[&name], &[]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!is_running(&name), "left stopped, as the operator had it");
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
+    assert_eq!(scope.containers(), vec![name]);
+}
+
+#[test]
+fn engine_unreachable_is_reported_with_exit_5() {
+    let scope = Scope::new("noengine");
+    let token = new_token();
+    remember_secret(&token);
+    let file = scope.secret_file(&token);
+    let sock = format!("unix://{}/no.sock", scope.dir.path().display());
+    let run = support::rotator_env(
+        &["rotate", "--secret-file", s(&file), "--container", "x"],
+        &[("DOCKER_HOST", &sock)],
+    );
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(
+        run.stderr.contains("cannot connect to the Docker engine"),
+        "{run:?}"
+    );
+}
