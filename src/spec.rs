@@ -63,6 +63,17 @@ pub fn replacement(
     if config.hostname.as_deref() == Some(short_id.as_str()) {
         config.hostname = None;
     }
+    // `container:` mode takes hostname and ports from the other container; the engine
+    // refuses them at create (ports exposed by the image are merged back in by the engine).
+    if host
+        .network_mode
+        .as_deref()
+        .is_some_and(|m| m.starts_with("container:"))
+    {
+        config.hostname = None;
+        config.domainname = None;
+        config.exposed_ports = None;
+    }
 
     host.links = host
         .links

@@ -215,7 +215,11 @@ fn healthy(info: &ContainerInspectResponse) -> Result<(), Check> {
                 .log
                 .as_ref()
                 .and_then(|l| l.last())
-                .map(|r| format!("healthcheck exited {}", r.exit_code.unwrap_or(-1)))
+                .map(|r| {
+                    let output = r.output.as_deref().unwrap_or("").trim();
+                    let output: String = output.chars().take(200).collect();
+                    format!("healthcheck exited {}: {output}", r.exit_code.unwrap_or(-1))
+                })
                 .unwrap_or_else(|| "healthcheck failing".into());
             Err(Check::Failed(VerifyError::Unhealthy(last)))
         }

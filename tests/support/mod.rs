@@ -95,18 +95,34 @@ pub fn fake_bot_binary() -> PathBuf {
 /// Builds `BOT_IMAGE` from scratch (once per process; no registry involved).
 pub fn bot_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let bin = fake_bot_binary();
-        let ctx = tempfile::tempdir().expect("tempdir");
-        std::fs::copy(&bin, ctx.path().join("fake-bot")).expect("copy fake-bot");
-        std::fs::write(
-            ctx.path().join("Dockerfile"),
-            "FROM scratch\nCOPY fake-bot /fake-bot\nENTRYPOINT [\"/fake-bot\"]\nCMD [\"serve\"]\n",
-        )
-        .unwrap();
-        docker(&["build", "-q", "-t", BOT_IMAGE, ctx.path().to_str().unwrap()]);
-    });
+    BUILT.get_or_init(|| build_image(BOT_IMAGE, ""));
     BOT_IMAGE
+}
+
+/// The bot image with an exec-form `HEALTHCHECK` (a scratch image has no shell for
+/// the CLI's `--health-cmd`).
+pub fn bot_image_with_healthcheck() -> &'static str {
+    const IMAGE: &str = "token-rotator-test-bot-hc:latest";
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        build_image(
+            IMAGE,
+            "HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD [\"/fake-bot\", \"health\"]\n",
+        )
+    });
+    IMAGE
+}
+
+fn build_image(tag: &str, extra: &str) {
+    let bin = fake_bot_binary();
+    let ctx = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&bin, ctx.path().join("fake-bot")).expect("copy fake-bot");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM scratch\nCOPY fake-bot /fake-bot\nENTRYPOINT [\"/fake-bot\"]\nCMD [\"serve\"]\n{extra}"),
+    )
+    .unwrap();
+    docker(&["build", "-q", "-t", tag, ctx.path().to_str().unwrap()]);
 }
 
 /// A fresh OAuth-shaped token, unique per call.
@@ -214,6 +230,11 @@ impl Scope {
         docker(&argv);
         self.networks.lock().unwrap().push(name.clone());
         name
+    }
+
+    /// Registers a network made elsewhere (compose, a retry loop) for removal.
+    pub fn adopt_network(&self, name: &str) {
+        self.networks.lock().unwrap().push(name.to_string());
     }
 
     /// A named volume removed with the scope.

@@ -1,0 +1,480 @@
+//! The replacement keeps the old container's configuration: each test sets one group of
+//! options with the docker CLI, rotates, and compares the engine's inspect output.
+
+mod support;
+
+use serde_json::Value;
+use support::{
+    bot_image, docker, env_of, inspect, new_token, remember_secret, rotator, s, Scope, ENV_VAR,
+};
+
+/// Rotates `containers` to a fresh token with validation off (these tests are about the copy).
+fn rotate_all(scope: &Scope, containers: &[&str]) -> String {
+    let token = new_token();
+    remember_secret(&token);
+    let file = scope.secret_file(&token);
+    let mut args = vec![
+        "rotate",
+        "--secret-file",
+        s(&file),
+        "--validate",
+        "none",
+        "--settle",
+        "0.3",
+    ];
+    for c in containers {
+        args.extend(["--container", c]);
+    }
+    let run = rotator(&args);
+    assert_eq!(run.code, 0, "{run:?}");
+    for c in containers {
+        assert_eq!(env_of(c, ENV_VAR).as_deref(), Some(token.as_str()));
+    }
+    token
+}
+
+fn old_token(scope: &Scope) -> (String, String) {
+    let t = new_token();
+    remember_secret(&t);
+    let _ = scope;
+    (t.clone(), format!("{ENV_VAR}={t}"))
+}
+
+/// `Config` with the token entry and token-rotator's labels taken out.
+fn config_without_token(v: &Value) -> Value {
+    let mut c = v["Config"].clone();
+    if let Some(env) = c["Env"].as_array_mut() {
+        for e in env.iter_mut() {
+            if e.as_str()
+                .is_some_and(|s| s.starts_with(&format!("{ENV_VAR}=")))
+            {
+                *e = Value::from("<token>");
+            }
+        }
+    }
+    if let Some(labels) = c["Labels"].as_object_mut() {
+        labels.retain(|k, _| !k.starts_with("token-rotator."));
+    }
+    c
+}
+
+#[test]
+fn config_and_host_config_are_copied_exactly() {
+    let scope = Scope::new("preserve-config");
+    let (_, tok) = old_token(&scope);
+    let name = scope.run(
+        "bot",
+        &[
+            "-e",
+            "FIRST=1",
+            "-e",
+            &tok,
+            "-e",
+            "LAST=with spaces = and equals",
+            "--entrypoint",
+            "/fake-bot",
+            "--user",
+            "1000:1000",
+            "--workdir",
+            "/tmp",
+            "--hostname",
+            "bot-host",
+            "--domainname",
+            "example.internal",
+            "--label",
+            "com.example.team=bots",
+            "--label",
+            "com.example.empty=",
+            "--restart",
+            "unless-stopped",
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "2s",
+            "--health-retries",
+            "4",
+            "--health-start-period",
+            "1s",
+            "--stop-signal",
+            "SIGINT",
+            "--stop-timeout",
+            "7",
+            "--log-driver",
+            "json-file",
+            "--log-opt",
+            "max-size=1m",
+            "--log-opt",
+            "max-file=2",
+            "--memory",
+            "64m",
+            "--memory-reservation",
+            "32m",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--pids-limit",
+            "64",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--shm-size",
+            "16m",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "NET_BIND_SERVICE",
+            "--security-opt",
+            "no-new-privileges",
+            "--read-only",
+            "--tmpfs",
+            "/scratch:size=1m,mode=1777",
+            "--add-host",
+            "db.example.internal:192.0.2.10",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "example.internal",
+            "--dns-option",
+            "ndots:2",
+            "--sysctl",
+            "net.ipv4.ip_unprivileged_port_start=80",
+            support::bot_image_with_healthcheck(),
+            "serve",
+        ],
+    );
+    let before = inspect(&name);
+
+    rotate_all(&scope, &[&name]);
+
+    let after = inspect(&name);
+    assert_ne!(before["Id"], after["Id"]);
+    assert_eq!(
+        after["HostConfig"], before["HostConfig"],
+        "HostConfig differs"
+    );
+    assert_eq!(
+        config_without_token(&after),
+        config_without_token(&before),
+        "Config differs"
+    );
+    let env: Vec<&str> = after["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        env[0] == "FIRST=1"
+            && env[1].starts_with(ENV_VAR)
+            && env[2] == "LAST=with spaces = and equals",
+        "order kept: {env:?}"
+    );
+    assert_eq!(
+        after["State"]["Health"]["Status"], "healthy",
+        "healthcheck ran and passed"
+    );
+}
+
+#[test]
+fn token_var_is_added_when_the_target_lacks_it() {
+    let scope = Scope::new("preserve-add-var");
+    let name = scope.run("bot", &["-e", "A=1", bot_image()]);
+    let before = inspect(&name);
+    let token = rotate_all(&scope, &[&name]);
+    let env = inspect(&name)["Config"]["Env"].clone();
+    let mut expected = before["Config"]["Env"].as_array().unwrap().clone();
+    expected.push(Value::from(format!("{ENV_VAR}={token}")));
+    assert_eq!(env, Value::from(expected));
+}
+
+fn mount_at<'a>(v: &'a Value, dest: &str) -> &'a Value {
+    v["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == dest)
+        .unwrap_or_else(|| panic!("no mount at {dest}: {}", v["Mounts"]))
+}
+
+#[test]
+fn volumes_bind_mounts_and_anonymous_volumes_are_reattached() {
+    let scope = Scope::new("preserve-volumes");
+    let (_, tok) = old_token(&scope);
+    let named = scope.volume("named");
+    let host_dir = scope.dir.path().join("bind");
+    std::fs::create_dir(&host_dir).unwrap();
+    let bind = format!("{}:/bind:ro", host_dir.display());
+    let named_spec = format!("{named}:/named");
+    let name = scope.run(
+        "bot",
+        &[
+            "-e",
+            &tok,
+            "-v",
+            &named_spec,
+            "-v",
+            &bind,
+            "-v",
+            "/anon",
+            "--mount",
+            "type=volume,target=/anon-mount",
+            "--tmpfs",
+            "/scratch",
+            bot_image(),
+        ],
+    );
+    let before = inspect(&name);
+    for dest in ["/anon", "/anon-mount"] {
+        scope.forget_volume_later(mount_at(&before, dest)["Name"].as_str().unwrap());
+    }
+    let volumes_before = docker(&["volume", "ls", "-q"]).lines().count();
+
+    rotate_all(&scope, &[&name]);
+
+    let after = inspect(&name);
+    for dest in ["/named", "/anon", "/anon-mount"] {
+        assert_eq!(
+            mount_at(&after, dest)["Name"],
+            mount_at(&before, dest)["Name"],
+            "volume at {dest}"
+        );
+        assert_eq!(mount_at(&after, dest)["RW"], true);
+    }
+    assert_eq!(
+        mount_at(&after, "/bind")["Source"],
+        mount_at(&before, "/bind")["Source"]
+    );
+    assert_eq!(
+        mount_at(&after, "/bind")["RW"],
+        false,
+        "read-only bind stays read-only"
+    );
+    assert_eq!(after["HostConfig"]["Tmpfs"], before["HostConfig"]["Tmpfs"]);
+    assert_eq!(
+        after["Mounts"].as_array().unwrap().len(),
+        before["Mounts"].as_array().unwrap().len()
+    );
+    let volumes_after = docker(&["volume", "ls", "-q"]).lines().count();
+    assert!(
+        volumes_after <= volumes_before,
+        "no new (empty) volume was created"
+    );
+    assert!(
+        docker(&["volume", "ls", "-q"]).contains(&named),
+        "named volume kept"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn fixed_and_engine_chosen_host_ports_are_kept() {
+    let scope = Scope::new("preserve-ports");
+    let (_, tok) = old_token(&scope);
+    let fixed = format!("127.0.0.1:{}:9090", free_port());
+    let name = scope.run(
+        "bot",
+        &[
+            "-e",
+            &tok,
+            "-p",
+            &fixed,
+            "-p",
+            "127.0.0.1::8080/tcp",
+            "--expose",
+            "7070",
+            bot_image(),
+        ],
+    );
+    let before = inspect(&name);
+    rotate_all(&scope, &[&name]);
+    let after = inspect(&name);
+    assert_eq!(
+        after["NetworkSettings"]["Ports"],
+        before["NetworkSettings"]["Ports"]
+    );
+    assert_eq!(
+        after["Config"]["ExposedPorts"],
+        before["Config"]["ExposedPorts"]
+    );
+}
+
+/// Creates a network with a subnet no other network uses (tests run in parallel).
+fn network_with_subnet(scope: &Scope, what: &str) -> (String, String) {
+    let mut seed = std::process::id() as usize;
+    for attempt in 0..20 {
+        seed = seed.wrapping_mul(31).wrapping_add(attempt + 7);
+        let subnet = format!("10.{}.{}.0/24", 200 + seed % 50, (seed / 50) % 250);
+        let name = scope.name(&format!("{what}{attempt}"));
+        if support::docker_ok(&["network", "create", "--subnet", &subnet, &name]) {
+            scope.adopt_network(&name);
+            return (name, subnet);
+        }
+    }
+    panic!("no free subnet for a test network");
+}
+
+#[test]
+fn user_defined_networks_keep_aliases_and_static_ips_without_the_old_short_id() {
+    let scope = Scope::new("preserve-nets");
+    let (_, tok) = old_token(&scope);
+    let (net_a, subnet_a) = network_with_subnet(&scope, "a");
+    let net_b = scope.network("b", &[]);
+    let ip = subnet_a.replace(".0/24", ".77");
+    let name = scope.run(
+        "bot",
+        &[
+            "-e",
+            &tok,
+            "--network",
+            &net_a,
+            "--ip",
+            &ip,
+            "--network-alias",
+            "alpha",
+            bot_image(),
+        ],
+    );
+    docker(&["network", "connect", "--alias", "beta", &net_b, &name]);
+    let before = inspect(&name);
+    let old_short = &before["Id"].as_str().unwrap()[..12];
+
+    rotate_all(&scope, &[&name]);
+
+    let after = inspect(&name);
+    let new_short = &after["Id"].as_str().unwrap()[..12];
+    let nets = &after["NetworkSettings"]["Networks"];
+    assert_eq!(nets.as_object().unwrap().len(), 2, "{nets}");
+    assert_eq!(nets[&net_a]["IPAddress"], ip.as_str());
+    assert_eq!(nets[&net_a]["IPAMConfig"]["IPv4Address"], ip.as_str());
+    assert_eq!(after["HostConfig"]["NetworkMode"], net_a.as_str());
+    for (net, alias) in [(&net_a, "alpha"), (&net_b, "beta")] {
+        let aliases: Vec<&str> = nets[net]["Aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert!(aliases.contains(&alias), "{net}: {aliases:?}");
+        assert!(
+            !aliases.contains(&old_short),
+            "old short-id alias carried over on {net}: {aliases:?}"
+        );
+        assert!(
+            aliases.contains(&new_short),
+            "engine adds the new short id on {net}: {aliases:?}"
+        );
+    }
+}
+
+#[test]
+fn host_none_and_container_network_modes_are_kept() {
+    let scope = Scope::new("preserve-modes");
+    let (_, tok) = old_token(&scope);
+    let anchor = scope.run("anchor", &[bot_image()]);
+    let anchor_id = inspect(&anchor)["Id"].as_str().unwrap().to_string();
+    let joined = format!("container:{anchor_id}");
+    let host = scope.run("host", &["-e", &tok, "--network", "host", bot_image()]);
+    let none = scope.run("none", &["-e", &tok, "--network", "none", bot_image()]);
+    let shared = scope.run("shared", &["-e", &tok, "--network", &joined, bot_image()]);
+    let before: Vec<Value> = [&host, &none, &shared].iter().map(|n| inspect(n)).collect();
+
+    rotate_all(&scope, &[&host, &none, &shared]);
+
+    for (n, b) in [&host, &none, &shared].iter().zip(before) {
+        let a = inspect(n);
+        assert_ne!(a["Id"], b["Id"]);
+        assert_eq!(
+            a["HostConfig"]["NetworkMode"], b["HostConfig"]["NetworkMode"],
+            "{n}"
+        );
+        assert_eq!(a["State"]["Running"], true, "{n}");
+    }
+    assert_eq!(
+        inspect(&shared)["HostConfig"]["NetworkMode"],
+        joined.as_str()
+    );
+}
+
+#[test]
+fn engine_generated_hostname_is_not_copied() {
+    let scope = Scope::new("preserve-hostname");
+    let (_, tok) = old_token(&scope);
+    let name = scope.run("bot", &["-e", &tok, bot_image()]);
+    let before = inspect(&name);
+    assert_eq!(
+        before["Config"]["Hostname"],
+        &before["Id"].as_str().unwrap()[..12]
+    );
+    rotate_all(&scope, &[&name]);
+    let after = inspect(&name);
+    assert_eq!(
+        after["Config"]["Hostname"],
+        &after["Id"].as_str().unwrap()[..12],
+        "a hostname of its own"
+    );
+}
+
+#[test]
+fn compose_still_sees_the_rotated_container() {
+    let scope = Scope::new("preserve-compose");
+    let (token, _) = old_token(&scope);
+    let project = scope.prefix.clone();
+    let compose_file = scope.dir.path().join("compose.yaml");
+    std::fs::write(
+        &compose_file,
+        format!(
+            "version: '3.7'\nservices:\n  bot:\n    image: {}\n    environment:\n      {ENV_VAR}: \"{token}\"\n    labels:\n      {}: \"{project}\"\n",
+            bot_image(),
+            support::SCOPE_LABEL
+        ),
+    )
+    .unwrap();
+    scope.adopt_network(&format!("{project}_default"));
+    let compose = |args: &[&str]| {
+        let mut argv = vec!["-p", &project, "-f", s(&compose_file)];
+        argv.extend_from_slice(args);
+        let out = std::process::Command::new("docker-compose")
+            .args(&argv)
+            .output()
+            .expect("docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    compose(&["up", "-d"]);
+    let old_id = compose(&["ps", "-q", "bot"]).trim().to_string();
+    let name = inspect(&old_id)["Name"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
+
+    let new_token = rotate_all(&scope, &[&name]);
+
+    let new_id = compose(&["ps", "-q", "bot"]).trim().to_string();
+    assert!(
+        !new_id.is_empty() && new_id != old_id,
+        "compose ps lists the replacement: {new_id}"
+    );
+    assert!(compose(&["ps"]).contains("Up"), "and it is up");
+    let logs = compose(&["logs", "--no-color", "bot"]);
+    assert!(
+        logs.contains(&support::fingerprint(&new_token)),
+        "compose logs reach it: {logs}"
+    );
+    compose(&["down"]);
+    assert!(
+        !support::docker_ok(&["inspect", &new_id]),
+        "compose down removed it"
+    );
+}
