@@ -43,6 +43,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Rotate the token into the target containers once.
     Rotate(RotateArgs),
+    /// Watch the secret file and rotate whenever it changes, until SIGTERM or SIGINT.
+    Run(RunArgs),
+    /// Show, for each target, which token it carries and when it was last swapped.
+    Status(StatusArgs),
+    /// Exit 0 if the daemon's /healthz answers (for image healthchecks; no shell needed).
+    Healthcheck(HealthcheckArgs),
 }
 
 /// How log lines are written.
@@ -117,13 +123,9 @@ pub struct CheckArgs {
     pub secret: SecretArgs,
 }
 
-/// Flags of `rotate`.
+/// Which containers to rotate, and the env var that carries the token.
 #[derive(Debug, Clone, Args)]
-pub struct RotateArgs {
-    /// Secret and validation flags.
-    #[command(flatten)]
-    pub secret: SecretArgs,
-
+pub struct TargetArgs {
     /// Target container name or ID (repeat, or a comma list in the env var).
     #[arg(
         long = "container",
@@ -136,6 +138,18 @@ pub struct RotateArgs {
     /// Env var that carries the token inside the targets.
     #[arg(long, default_value = DEFAULT_ENV_VAR, env = "TOKEN_ROTATOR_ENV_VAR")]
     pub env_var: String,
+}
+
+/// Flags of `rotate`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateArgs {
+    /// Secret and validation flags.
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
+    /// Target flags.
+    #[command(flatten)]
+    pub targets: TargetArgs,
 
     /// Command run inside the new container (split like a shell would); must exit 0.
     #[arg(long, env = "TOKEN_ROTATOR_VERIFY_EXEC")]
@@ -148,6 +162,68 @@ pub struct RotateArgs {
     /// How long the new container must stay running before it counts as up, in seconds.
     #[arg(long, default_value = "2", env = "TOKEN_ROTATOR_SETTLE")]
     pub settle: f64,
+}
+
+/// Flags of `run`: those of `rotate`, plus watching and reporting.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The rotation flags.
+    #[command(flatten)]
+    pub rotate: RotateArgs,
+
+    /// Quiet time after the last file event before the file is read, in seconds.
+    #[arg(long, default_value = "0.3", env = "TOKEN_ROTATOR_DEBOUNCE")]
+    pub debounce: f64,
+
+    /// Also re-read the file this often, in seconds (0: only on file events). Use it where
+    /// inotify does not see updates (some network and bind mounts).
+    #[arg(long, default_value = "0", env = "TOKEN_ROTATOR_POLL_INTERVAL")]
+    pub poll_interval: f64,
+
+    /// Serve /healthz, /readyz, /metrics and /status on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, env = "TOKEN_ROTATOR_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// POST a JSON event here after each rotation and each rejected token.
+    #[arg(long, env = "TOKEN_ROTATOR_NOTIFY_WEBHOOK")]
+    pub notify_webhook: Option<String>,
+
+    /// On SIGTERM, how long a swap in progress may take to finish or roll back, in seconds.
+    #[arg(long, default_value = "90", env = "TOKEN_ROTATOR_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: f64,
+}
+
+/// Flags of `status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// File holding the token, to say whether each target carries it.
+    #[arg(long, default_value = DEFAULT_SECRET_FILE, env = "TOKEN_ROTATOR_SECRET_FILE")]
+    pub secret_file: PathBuf,
+
+    /// Accepted token shape.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "oauth",
+        env = "TOKEN_ROTATOR_TOKEN_FORMAT"
+    )]
+    pub token_format: TokenFormat,
+
+    /// Target flags.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The daemon's --listen address.
+    #[arg(long, default_value = "127.0.0.1:9090", env = "TOKEN_ROTATOR_LISTEN")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// A config that parsed but makes no sense.
@@ -176,6 +252,9 @@ pub enum ConfigError {
     /// An empty container name.
     #[error("--container must not be empty")]
     EmptyContainer,
+    /// The webhook URL does not parse or is not http(s).
+    #[error("--notify-webhook {0:?} is not an http:// or https:// URL")]
+    BadWebhook(String),
 }
 
 /// Converts a flag's seconds into a [`Duration`], refusing nonsense.
@@ -200,10 +279,9 @@ impl SecretArgs {
     }
 }
 
-impl RotateArgs {
+impl TargetArgs {
     /// Checks the flags that parsing alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.secret.validate()?;
         let mut chars = self.env_var.chars();
         let first_ok = chars
             .next()
@@ -214,6 +292,15 @@ impl RotateArgs {
         if self.containers.iter().any(|c| c.trim().is_empty()) {
             return Err(ConfigError::EmptyContainer);
         }
+        Ok(())
+    }
+}
+
+impl RotateArgs {
+    /// Checks the flags that parsing alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.secret.validate()?;
+        self.targets.validate()?;
         self.verify_command()?;
         seconds("verify-timeout", self.verify_timeout)?;
         seconds("settle", self.settle)?;
@@ -234,12 +321,34 @@ impl RotateArgs {
     }
 }
 
+impl RunArgs {
+    /// Checks the flags that parsing alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.rotate.validate()?;
+        seconds("debounce", self.debounce)?;
+        seconds("poll-interval", self.poll_interval)?;
+        seconds("shutdown-timeout", self.shutdown_timeout)?;
+        if let Some(hook) = &self.notify_webhook {
+            let ok = reqwest::Url::parse(hook)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !ok {
+                return Err(ConfigError::BadWebhook(hook.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Cli {
     /// Checks the whole config once at start.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match &self.command {
             Command::Check(a) => a.secret.validate(),
             Command::Rotate(a) => a.validate(),
+            Command::Run(a) => a.validate(),
+            Command::Status(a) => a.targets.validate(),
+            Command::Healthcheck(_) => Ok(()),
         }
     }
 }
@@ -268,7 +377,7 @@ mod tests {
         let Command::Rotate(args) = cli.command else {
             panic!("not rotate")
         };
-        assert_eq!(args.containers, ["a", "b"]);
+        assert_eq!(args.targets.containers, ["a", "b"]);
         assert_eq!(
             args.verify_command().unwrap().unwrap(),
             ["claude", "-p", "say ping", "--max-turns", "1"]
@@ -290,5 +399,16 @@ mod tests {
         assert!(parse(&["--settle=-1"]).contains("--settle"));
         assert!(parse(&["--api-base-url", "ftp://x"]).contains("--api-base-url"));
         assert!(parse(&["--verify-exec", "'unclosed"]).contains("--verify-exec"));
+        let run = |extra: &[&str]| {
+            let mut argv = vec!["token-rotator", "run", "--container", "a"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(run(&["--notify-webhook", "mailto:x@y"]).contains("--notify-webhook"));
+        assert!(run(&["--debounce=-2"]).contains("--debounce"));
     }
 }

@@ -106,6 +106,8 @@ pub struct RotationReport {
     pub fingerprint: Option<String>,
     /// The validation verdict, if validation ran.
     pub verdict: Option<String>,
+    /// Its short label (`valid`, `invalid`, `inconclusive`, `skipped`).
+    pub validation: Option<&'static str>,
     /// The overall outcome.
     pub outcome: Outcome,
     /// Why, when it did not succeed.
@@ -123,6 +125,7 @@ impl RotationReport {
             rotation_id,
             fingerprint: None,
             verdict: None,
+            validation: None,
             outcome: Outcome::AlreadyCurrent,
             error: None,
             targets: Vec::new(),

@@ -89,6 +89,7 @@ impl Rotator {
             }
         };
         report.verdict = Some(verdict.to_string());
+        report.validation = Some(verdict.label());
         tracing::info!(fingerprint = %token.fingerprint(), verdict = verdict.label(), "{verdict}");
         if !verdict.allows_swap() {
             let outcome = match verdict {
