@@ -218,7 +218,12 @@ async fn status(args: StatusArgs) -> anyhow::Result<u8> {
 }
 
 async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<u8> {
-    let url = format!("http://{}/healthz", args.listen);
+    // The daemon may listen on 0.0.0.0; ask it on loopback.
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/healthz");
     let answer = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
         .build()?

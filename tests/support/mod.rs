@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod recorder;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -346,4 +347,78 @@ pub fn rotator_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 /// Path as &str.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Builds `token-rotator:dev` with `scripts/build-image.sh` (once per process). Its own
+/// target dir: `cargo test` holds the lock on the main one while tests run.
+pub fn rotator_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(root().join("scripts/build-image.sh"))
+            .env("CARGO_TARGET_DIR", root().join("target/image"))
+            .env("CARGO", env!("CARGO"))
+            .status()
+            .expect("bash");
+        assert!(status.success(), "scripts/build-image.sh failed");
+    });
+    "token-rotator:dev"
+}
+
+/// The group owning the Docker socket, for `--group-add` (the image runs as non-root).
+pub fn socket_group() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/var/run/docker.sock")
+        .map(|m| m.gid().to_string())
+        .unwrap_or_else(|_| "0".into())
+}
+
+/// A GET on loopback: (status, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok();
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Chunked bodies carry size lines; callers search the text, which tolerates them.
+    (status, body)
+}
+
+/// Polls `f` every 100 ms until it returns true or `secs` pass; returns the last result.
+pub fn wait_until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A free loopback port (for a daemon's --listen on the host network).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -1,0 +1,564 @@
+//! `token-rotator run` as a container from `token-rotator:dev` (socket and secret
+//! directory mounted, non-root, read-only root), driven by real file updates.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use support::api::{Behaviour, StandInApi};
+use support::recorder::Recorder;
+use support::{
+    assert_no_secret, bot_image, docker, env_of, free_port, http_get, new_token, remember_secret,
+    rotator_image, socket_group, wait_until, Scope, ENV_VAR,
+};
+
+/// A daemon under test, its secret directory and its endpoints.
+struct Daemon {
+    name: String,
+    listen: String,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon container watching `dir` (mounted at `mount`), with `env` added.
+    fn start(scope: &Scope, dir: &Path, mount: &str, env: &[String]) -> Daemon {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let volume = format!("{}:{mount}:ro", dir.display());
+        let group = socket_group();
+        let mut args: Vec<String> = [
+            "--network",
+            "host",
+            "--read-only",
+            "--group-add",
+            &group,
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "-v",
+            &volume,
+            "-e",
+            &format!("TOKEN_ROTATOR_LISTEN={listen}"),
+            "-e",
+            "TOKEN_ROTATOR_SETTLE=0.3",
+            "-e",
+            "TOKEN_ROTATOR_LOG=debug",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for e in env {
+            args.push("-e".into());
+            args.push(e.clone());
+        }
+        args.push(rotator_image().into());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let name = scope.run("rotator", &argv);
+        let d = Daemon {
+            name,
+            listen,
+            dir: dir.to_path_buf(),
+        };
+        assert!(
+            wait_until(20.0, || http_get(&d.listen, "/healthz").0 == 200),
+            "daemon did not come up: {}",
+            d.logs()
+        );
+        d
+    }
+
+    fn logs(&self) -> String {
+        let out = std::process::Command::new("docker")
+            .args(["logs", &self.name])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn metrics(&self) -> String {
+        http_get(&self.listen, "/metrics").1
+    }
+
+    /// The `rotations_total` count for an outcome.
+    fn rotations(&self, outcome: &str) -> u64 {
+        let key = format!("token_rotator_rotations_total{{outcome=\"{outcome}\"}} ");
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(&key).and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Whatever happened, the daemon never printed a token.
+        assert_no_secret(&self.logs());
+    }
+}
+
+/// A secret directory readable by the image's non-root user.
+fn secret_dir(scope: &Scope) -> PathBuf {
+    let dir = scope.dir.path().join("secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [scope.dir.path(), &dir] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+fn accepted(api: &StandInApi) -> String {
+    let t = new_token();
+    remember_secret(&t);
+    api.set(&t, Behaviour::Accept);
+    t
+}
+
+fn bot(scope: &Scope, token: &str, api: &StandInApi) -> String {
+    let env_tok = format!("{ENV_VAR}={token}");
+    let env_api = format!("ANTHROPIC_BASE_URL={}", api.base_url());
+    scope.run(
+        "bot",
+        &[
+            "--network",
+            "host",
+            "-e",
+            &env_tok,
+            "-e",
+            &env_api,
+            bot_image(),
+        ],
+    )
+}
+
+fn carries(name: &str, token: &str) -> bool {
+    env_of(name, ENV_VAR).as_deref() == Some(token)
+}
+
+/// Waits for the bot to carry `token`, then for the daemon to be idle, and checks that
+/// exactly `expected` rotations have happened in all.
+fn expect_rotated(d: &Daemon, bot: &str, token: &str, expected: u64, how: &str) {
+    assert!(
+        wait_until(30.0, || carries(bot, token)),
+        "{how}: never rotated\n{}",
+        d.logs()
+    );
+    // The replacement carries the name before its verification ends: wait for the count.
+    wait_until(30.0, || d.rotations("rotated") >= expected);
+    std::thread::sleep(std::time::Duration::from_millis(1200)); // > debounce: any extra rotation would show
+    assert_eq!(
+        d.rotations("rotated"),
+        expected,
+        "{how}: rotations\n{}",
+        d.metrics()
+    );
+}
+
+fn write_in_place(path: &Path, content: &str) {
+    std::fs::write(path, content).unwrap();
+}
+
+fn truncate_then_write(path: &Path, content: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    f.write_all(content.as_bytes()).unwrap();
+}
+
+fn rename_over(path: &Path, content: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn delete_then_recreate(path: &Path, content: &str) {
+    std::fs::remove_file(path).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    std::fs::write(path, content).unwrap();
+}
+
+#[test]
+fn every_plain_file_update_style_triggers_exactly_one_rotation() {
+    let scope = Scope::new("daemon-styles");
+    let api = StandInApi::start();
+    let first = accepted(&api);
+    let name = bot(&scope, &first, &api);
+    let dir = secret_dir(&scope);
+    let file = dir.join("token");
+    write_in_place(&file, &first);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+        ],
+    );
+    assert_eq!(
+        d.rotations("already_current"),
+        1,
+        "reconciled on start, nothing to do"
+    );
+
+    let styles: [(&str, fn(&Path, &str)); 4] = [
+        ("in-place write", write_in_place),
+        ("truncate then write", truncate_then_write),
+        ("temp file renamed over it", rename_over),
+        ("delete then recreate", delete_then_recreate),
+    ];
+    for (i, (how, update)) in styles.iter().enumerate() {
+        let token = accepted(&api);
+        update(&file, &format!("{token}\n"));
+        expect_rotated(&d, &name, &token, i as u64 + 1, how);
+    }
+    assert!(
+        d.metrics().contains(&format!("container=\"{name}\"")),
+        "deployed fingerprint exported"
+    );
+    let _ = &d.dir;
+}
+
+/// The layout Kubernetes writes: `token -> ..data/token`, `..data -> ..<timestamp>`.
+fn k8s_write(dir: &Path, generation: usize, content: &str) {
+    let ts = format!("..2026_11_24_{generation:04}");
+    std::fs::create_dir(dir.join(&ts)).unwrap();
+    std::fs::set_permissions(dir.join(&ts), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join(&ts).join("token"), content).unwrap();
+    std::os::unix::fs::symlink(&ts, dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    if !dir.join("token").exists() {
+        std::os::unix::fs::symlink("..data/token", dir.join("token")).unwrap();
+    }
+    if generation > 0 {
+        std::fs::remove_dir_all(dir.join(format!("..2026_11_24_{:04}", generation - 1))).unwrap();
+    }
+}
+
+#[test]
+fn kubernetes_data_symlink_swaps_trigger_one_rotation_each() {
+    let scope = Scope::new("daemon-k8s");
+    let api = StandInApi::start();
+    let first = accepted(&api);
+    let name = bot(&scope, &first, &api);
+    let dir = secret_dir(&scope);
+    k8s_write(&dir, 0, &first);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/var/run/secrets/bot",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/var/run/secrets/bot/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+        ],
+    );
+    for generation in 1..=3 {
+        let token = accepted(&api);
+        k8s_write(&dir, generation, &token);
+        expect_rotated(&d, &name, &token, generation as u64, "..data swap");
+    }
+}
+
+#[test]
+fn docker_secret_directory_at_the_default_path_is_watched() {
+    let scope = Scope::new("daemon-default-path");
+    let api = StandInApi::start();
+    let first = accepted(&api);
+    let name = bot(&scope, &first, &api);
+    let dir = secret_dir(&scope);
+    let file = dir.join("claude_oauth_token");
+    write_in_place(&file, &first);
+    // No TOKEN_ROTATOR_SECRET_FILE: the default /run/secrets/claude_oauth_token.
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/run/secrets",
+        &[
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+        ],
+    );
+    let token = accepted(&api);
+    rename_over(&file, &token);
+    expect_rotated(&d, &name, &token, 1, "default path");
+}
+
+#[test]
+fn burst_of_writes_yields_one_rotation_to_the_last_content() {
+    let scope = Scope::new("daemon-burst");
+    let api = StandInApi::start();
+    let first = accepted(&api);
+    let name = bot(&scope, &first, &api);
+    let dir = secret_dir(&scope);
+    let file = dir.join("token");
+    write_in_place(&file, &first);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+            "TOKEN_ROTATOR_DEBOUNCE=0.5".into(),
+        ],
+    );
+    let burst: Vec<String> = (0..5).map(|_| accepted(&api)).collect();
+    for t in &burst {
+        write_in_place(&file, t);
+        std::thread::sleep(std::time::Duration::from_millis(40));
+    }
+    let last = burst.last().unwrap();
+    expect_rotated(&d, &name, last, 1, "burst");
+    for t in &burst[..4] {
+        assert_eq!(api.hits(t), 0, "intermediate content was never validated");
+    }
+}
+
+#[test]
+fn change_during_a_rotation_is_handled_right_after_it() {
+    let scope = Scope::new("daemon-queue");
+    let api = StandInApi::start();
+    let first = accepted(&api);
+    let name = bot(&scope, &first, &api);
+    let dir = secret_dir(&scope);
+    let file = dir.join("token");
+    write_in_place(&file, &first);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+            "TOKEN_ROTATOR_SETTLE=3".into(),
+        ],
+    );
+    let (a, b) = (accepted(&api), accepted(&api));
+    write_in_place(&file, &a);
+    // The replacement exists under its temporary or final name while the swap settles.
+    assert!(
+        wait_until(15.0, || api.hits(&a) > 0),
+        "rotation to A never started"
+    );
+    write_in_place(&file, &b);
+    expect_rotated(&d, &name, &b, 2, "A, then B right after");
+    assert_eq!(
+        scope.containers().len(),
+        2,
+        "bot and rotator only: {:?}",
+        scope.containers()
+    );
+}
+
+#[test]
+fn reconciles_on_start_when_the_target_lacks_the_file_token() {
+    let scope = Scope::new("daemon-reconcile");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, &old, &api);
+    let dir = secret_dir(&scope);
+    write_in_place(&dir.join("token"), &new);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+        ],
+    );
+    expect_rotated(&d, &name, &new, 1, "reconcile");
+}
+
+#[test]
+fn sigterm_during_a_swap_leaves_the_target_running() {
+    let scope = Scope::new("daemon-sigterm");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, &old, &api);
+    let dir = secret_dir(&scope);
+    let file = dir.join("token");
+    write_in_place(&file, &old);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+            "TOKEN_ROTATOR_SETTLE=3".into(),
+        ],
+    );
+    write_in_place(&file, &new);
+    assert!(
+        wait_until(15.0, || scope
+            .containers()
+            .iter()
+            .any(|c| c.contains("-tr-"))),
+        "swap never started"
+    );
+    docker(&["stop", "--time", "60", &d.name]);
+
+    let state = support::inspect(&d.name)["State"].clone();
+    assert_eq!(state["ExitCode"], 0, "clean exit: {}", d.logs());
+    assert!(
+        d.logs().contains("letting the rotation in progress finish"),
+        "{}",
+        d.logs()
+    );
+    let bot_state = support::inspect(&name)["State"].clone();
+    assert_eq!(bot_state["Running"], true, "the bot is running");
+    assert!(carries(&name, &new) || carries(&name, &old));
+    let mut left = scope.containers();
+    left.sort();
+    let mut expected = vec![d.name.clone(), name.clone()];
+    expected.sort();
+    assert_eq!(
+        left, expected,
+        "no temporary or renamed-aside container left"
+    );
+}
+
+#[test]
+fn endpoints_webhook_and_refused_tokens() {
+    let scope = Scope::new("daemon-endpoints");
+    let api = StandInApi::start();
+    let hook = Recorder::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, &old, &api);
+    let dir = secret_dir(&scope);
+    let file = dir.join("token");
+    write_in_place(&file, &old);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+            format!("TOKEN_ROTATOR_NOTIFY_WEBHOOK={}", hook.url),
+            "TOKEN_ROTATOR_VALIDATE_DEADLINE=0".into(),
+        ],
+    );
+    assert_eq!(http_get(&d.listen, "/readyz").0, 200);
+
+    write_in_place(&file, &new);
+    expect_rotated(&d, &name, &new, 1, "rotation");
+    let fp = support::fingerprint(&new);
+    assert!(
+        d.metrics().contains(&format!(
+            "token_rotator_deployed_token{{container=\"{name}\",fingerprint=\"{fp}\"}} 1"
+        )),
+        "{}",
+        d.metrics()
+    );
+    assert!(d
+        .metrics()
+        .contains("token_rotator_validations_total{verdict=\"valid\"} 1"));
+    assert!(d
+        .metrics()
+        .contains("token_rotator_last_success_timestamp_seconds"));
+    let status: serde_json::Value =
+        serde_json::from_str(&http_get(&d.listen, "/status").1).unwrap();
+    assert_eq!(status["targets"][0]["fingerprint"], fp.as_str());
+    assert_eq!(status["targets"][0]["matches_secret"], true);
+    assert_eq!(status["last_rotation"]["outcome"], "rotated");
+    assert!(wait_until(5.0, || !hook.bodies().is_empty()));
+    let event = &hook.bodies()[0];
+    assert_eq!(event["event"], "rotation");
+    assert!(
+        event["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("rotated token {fp} into {name}")),
+        "{event}"
+    );
+
+    // A revoked token: announced, and the bot keeps its working token.
+    let revoked = new_token();
+    remember_secret(&revoked);
+    api.set(&revoked, Behaviour::Revoked);
+    let id = support::inspect(&name)["Id"].clone();
+    write_in_place(&file, &revoked);
+    assert!(
+        wait_until(10.0, || hook.bodies().len() >= 2),
+        "{}",
+        d.logs()
+    );
+    assert_eq!(hook.bodies()[1]["event"], "token_rejected");
+    assert!(hook.bodies()[1]["text"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    assert_eq!(support::inspect(&name)["Id"], id);
+    assert!(carries(&name, &new));
+    assert_eq!(
+        http_get(&d.listen, "/status")
+            .1
+            .contains("\"matches_secret\":false"),
+        true
+    );
+
+    // An overloaded API: retried with backoff; once it answers, the token goes in.
+    let later = new_token();
+    remember_secret(&later);
+    api.set(&later, Behaviour::Overloaded);
+    write_in_place(&file, &later);
+    assert!(wait_until(10.0, || d.rotations("inconclusive") >= 1));
+    assert!(carries(&name, &new), "inconclusive leaves the bot alone");
+    api.set(&later, Behaviour::Accept);
+    assert!(
+        wait_until(30.0, || carries(&name, &later)),
+        "retried after backoff: {}",
+        d.logs()
+    );
+
+    for body in hook.bodies() {
+        assert_no_secret(&body.to_string());
+    }
+    assert_no_secret(&d.metrics());
+    assert_no_secret(&http_get(&d.listen, "/status").1);
+}
+
+#[test]
+fn failing_webhook_never_blocks_a_rotation() {
+    let scope = Scope::new("daemon-badhook");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, &old, &api);
+    let dir = secret_dir(&scope);
+    let file = dir.join("token");
+    write_in_place(&file, &old);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+            "TOKEN_ROTATOR_NOTIFY_WEBHOOK=http://127.0.0.1:9/hook".into(),
+        ],
+    );
+    write_in_place(&file, &new);
+    expect_rotated(&d, &name, &new, 1, "with a dead webhook");
+    assert!(
+        wait_until(5.0, || d.logs().contains("webhook failed")),
+        "{}",
+        d.logs()
+    );
+}
