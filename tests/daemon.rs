@@ -156,6 +156,9 @@ fn expect_rotated(d: &Daemon, bot: &str, token: &str, expected: u64, how: &str) 
     );
 }
 
+/// A way of updating the secret file.
+type Update = fn(&Path, &str);
+
 fn write_in_place(path: &Path, content: &str) {
     std::fs::write(path, content).unwrap();
 }
@@ -209,7 +212,7 @@ fn every_plain_file_update_style_triggers_exactly_one_rotation() {
         "reconciled on start, nothing to do"
     );
 
-    let styles: [(&str, fn(&Path, &str)); 4] = [
+    let styles: [(&str, Update); 4] = [
         ("in-place write", write_in_place),
         ("truncate then write", truncate_then_write),
         ("temp file renamed over it", rename_over),
@@ -506,12 +509,9 @@ fn endpoints_webhook_and_refused_tokens() {
         .contains("revoked"));
     assert_eq!(support::inspect(&name)["Id"], id);
     assert!(carries(&name, &new));
-    assert_eq!(
-        http_get(&d.listen, "/status")
-            .1
-            .contains("\"matches_secret\":false"),
-        true
-    );
+    assert!(http_get(&d.listen, "/status")
+        .1
+        .contains("\"matches_secret\":false"));
 
     // An overloaded API: retried with backoff; once it answers, the token goes in.
     let later = new_token();
