@@ -1,74 +1,90 @@
 #!/usr/bin/env bash
-# token-rotator demo: no registry, no real API. It builds a bot image from scratch, starts
-# a stand-in API, runs the bot with one token, rotates a new one in (validated, swapped,
-# verified inside the new container), then shows a revoked token being refused.
+# token-rotator demo, no registry and no real API needed. It builds the token-rotator image
+# and a bot image from scratch, starts a stand-in API, brings up compose.yaml (bot + sidecar),
+# then updates the secret file and shows the sidecar rotate it in (validated, swapped,
+# verified inside the new container), measuring the delay; last, a revoked token is refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PROJECT=token-rotator-demo
 BOT=token-rotator-demo-bot
-IMAGE=token-rotator-demo-bot:latest
+BOT_IMAGE=token-rotator-demo-bot:latest
 WORK=$(mktemp -d)
 API_PID=""
+export DOCKER_GID DEMO_API_URL DEMO_LISTEN_PORT DEMO_SECRETS BOT_IMAGE
+DOCKER_GID=$(stat -c %g /var/run/docker.sock)
+DEMO_LISTEN_PORT=${DEMO_LISTEN_PORT:-19090}
+DEMO_SECRETS="$WORK/secrets"
+# The demo names the bot differently from compose.yaml's bot-bottle, so it cannot collide.
+sed "s/container_name: bot-bottle/container_name: $BOT/; s/TOKEN_ROTATOR_CONTAINER: bot-bottle/TOKEN_ROTATOR_CONTAINER: $BOT/" \
+  compose.yaml > "$WORK/compose.yaml"
+compose() { docker-compose -p "$PROJECT" -f "$WORK/compose.yaml" -f examples/demo/compose.demo.yaml "$@"; }
 cleanup() {
-  docker rm -f "$BOT" >/dev/null 2>&1 || true
+  compose down --remove-orphans >/dev/null 2>&1 || true
   [ -n "$API_PID" ] && kill "$API_PID" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 new_token() { printf 'sk-ant-oat01-%s' "$(head -c 96 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=' | head -c 95)"; }
+fp() { tr -d '\n' < "$1" | sha256sum | head -c 12; }
+metric() { curl -fs "http://127.0.0.1:$DEMO_LISTEN_PORT/metrics" | awk -v k="token_rotator_rotations_total{outcome=\"$1\"}" '$1==k {print $2}' | grep . || echo 0; }
+rotator_logs() { docker logs "$(compose ps -q token-rotator)" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' | grep -E "$1" | cut -c 29- | sed 's/^/  rotator| /' || true; }
+# Writes a token the way an editor or Vault Agent does: a temp file renamed over the old one.
+put_secret() { cp "$1" "$DEMO_SECRETS/.tmp" && chmod 644 "$DEMO_SECRETS/.tmp" && mv "$DEMO_SECRETS/.tmp" "$DEMO_SECRETS/claude_oauth_token"; }
 
-step "building token-rotator, the fake bot (static) and its image FROM scratch"
-cargo build --release --locked --quiet
+step "building the token-rotator image, the fake bot and its image, all FROM scratch"
+bash scripts/build-image.sh
 cargo build --locked --quiet --example stand_in_api
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --quiet \
   --manifest-path examples/fake-bot/Cargo.toml --target x86_64-unknown-linux-gnu --target-dir target/fake-bot
 cp target/fake-bot/x86_64-unknown-linux-gnu/release/fake-bot "$WORK/fake-bot"
-docker build -q -t "$IMAGE" -f examples/fake-bot/Dockerfile "$WORK" >/dev/null
-ROTATOR=target/release/token-rotator
+docker build -q -t "$BOT_IMAGE" -f examples/fake-bot/Dockerfile "$WORK" >/dev/null
 
 step "minting three tokens (kept in files, never on a command line)"
-mkdir -p "$WORK/secrets"
-new_token > "$WORK/old"; new_token > "$WORK/new"; new_token > "$WORK/revoked"
-for t in old new revoked; do
-  printf '  %-8s fingerprint %s\n' "$t" "$(tr -d '\n' < "$WORK/$t" | sha256sum | head -c 12)"
-done
+for t in old new revoked; do new_token > "$WORK/$t"; printf '  %-8s fingerprint %s\n' "$t" "$(fp "$WORK/$t")"; done
 
 step "starting the stand-in API (accepts old and new, answers 403 revoked for the third)"
 target/debug/examples/stand_in_api --accept "$WORK/old" --accept "$WORK/new" --revoke "$WORK/revoked" \
   --listen-file "$WORK/api-url" >/dev/null &
 API_PID=$!
 for _ in $(seq 1 50); do [ -s "$WORK/api-url" ] && break; sleep 0.1; done
-API=$(cat "$WORK/api-url")
-echo "  $API"
+DEMO_API_URL=$(cat "$WORK/api-url")
+echo "  $DEMO_API_URL"
 
-step "starting the bot with the old token"
+step "compose up: the bot starts WITHOUT a token; the sidecar reconciles it with the secret file"
+mkdir -p "$DEMO_SECRETS" && chmod 755 "$WORK" "$DEMO_SECRETS"
+put_secret "$WORK/old"
+compose down --remove-orphans >/dev/null 2>&1 || true
 docker rm -f "$BOT" >/dev/null 2>&1 || true
-printf 'BOT_BOTTLE_CLAUDE_OAUTH_TOKEN=%s\nANTHROPIC_BASE_URL=%s\nFAKE_BOT_INTERVAL=1\n' "$(cat "$WORK/old")" "$API" > "$WORK/bot.env"
-docker run -d --name "$BOT" --network host --env-file "$WORK/bot.env" --restart unless-stopped \
-  --label com.example.role=bot "$IMAGE" >/dev/null
-rm "$WORK/bot.env"
-sleep 1.5
-docker logs "$BOT" 2>&1 | sed 's/^/  bot| /' | head -3
-echo "  container id: $(docker inspect -f '{{.Id}}' "$BOT" | head -c 12)"
-
-step "writing the new token to the secret file and rotating"
-cp "$WORK/new" "$WORK/secrets/claude_oauth_token"
-"$ROTATOR" rotate --secret-file "$WORK/secrets/claude_oauth_token" --api-base-url "$API" \
-  --container "$BOT" --verify-exec "/fake-bot check"
-echo "  container id: $(docker inspect -f '{{.Id}}' "$BOT" | head -c 12), label token-rotator.fingerprint=$(docker inspect -f '{{index .Config.Labels "token-rotator.fingerprint"}}' "$BOT")"
-sleep 1.5
+compose up -d 2>&1 | sed 's/^/  /'
+for _ in $(seq 1 300); do [ "$(metric rotated)" = 1 ] && break; sleep 0.1; done
+rotator_logs "rotation|watching"
+sleep 1.2
 docker logs "$BOT" 2>&1 | sed 's/^/  bot| /' | tail -2
 
-step "rotating again with the same file: nothing to do"
-"$ROTATOR" rotate --secret-file "$WORK/secrets/claude_oauth_token" --api-base-url "$API" --container "$BOT"
+step "writing the new token (temp file renamed over the secret) and timing the rotation"
+before=$(metric rotated)
+t0=$(date +%s.%N)
+put_secret "$WORK/new"
+until [ "$(metric rotated)" != "$before" ]; do sleep 0.02; done
+t1=$(date +%s.%N)
+printf '  file update -> new container verified (validated, swapped, settled 1s, exec check passed): \033[1m%.2f s\033[0m\n' "$(awk "BEGIN {print $t1 - $t0}")"
+rotator_logs "$(fp "$WORK/new")" | tail -3
+sleep 1.2
+docker logs "$BOT" 2>&1 | sed 's/^/  bot| /' | tail -2
+docker exec "$(compose ps -q token-rotator)" /token-rotator status --container "$BOT" --secret-file /secrets/claude_oauth_token | sed 's/^/  /'
+echo "  docker-compose ps still sees the replacement:"
+compose ps 2>/dev/null | sed 's/^/  /'
 
 step "writing a revoked token: validation refuses it, the bot keeps running untouched"
-cp "$WORK/revoked" "$WORK/secrets/claude_oauth_token"
-set +e
-"$ROTATOR" rotate --secret-file "$WORK/secrets/claude_oauth_token" --api-base-url "$API" --container "$BOT"
-code=$?
-set -e
-echo "  exit code $code; container id still $(docker inspect -f '{{.Id}}' "$BOT" | head -c 12), running=$(docker inspect -f '{{.State.Running}}' "$BOT")"
+id_before=$(docker inspect -f '{{.Id}}' "$BOT")
+put_secret "$WORK/revoked"
+for _ in $(seq 1 100); do [ "$(metric rejected)" != 0 ] && break; sleep 0.1; done
+rotator_logs "$(fp "$WORK/revoked")" | tail -2
+echo "  bot container unchanged: $([ "$id_before" = "$(docker inspect -f '{{.Id}}' "$BOT")" ] && echo yes || echo NO)"
 
-step "done: the demo's containers and files are removed on exit"
+step "metrics"
+curl -fs "http://127.0.0.1:$DEMO_LISTEN_PORT/metrics" | grep -E '^token_rotator_(rotations_total|validations_total|deployed_token)' | sed 's/^/  /'
+
+step "done: compose down and the demo's files are removed on exit"

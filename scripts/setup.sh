@@ -26,6 +26,7 @@ wait_for_engine() {
 
 command -v docker >/dev/null 2>&1 || apt_install docker.io
 command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+command -v curl >/dev/null 2>&1 || apt_install curl
 
 if ! engine_answers; then
   say "no Docker engine answers; starting one"
