@@ -51,10 +51,12 @@ async fn run(cfg: WatchConfig, ticks: watch::Sender<u64>) {
     loop {
         if watcher.is_none() {
             watcher = start_watcher(&dir, raw_tx.clone());
-            if watcher.is_some() && !std::mem::take(&mut first) {
-                // Whatever happened while nothing was watching must be looked at.
+            // Whatever happened while nothing was watching must be looked at; the very
+            // first start needs no tick (the daemon reconciles on start anyway).
+            if watcher.is_some() && !first {
                 tick(&ticks);
             }
+            first = false;
         }
         let retry = tokio::time::sleep(Duration::from_secs(2));
         tokio::select! {

@@ -562,3 +562,93 @@ fn failing_webhook_never_blocks_a_rotation() {
         d.logs()
     );
 }
+
+#[test]
+fn the_rotator_refuses_to_replace_its_own_container() {
+    let scope = Scope::new("daemon-self");
+    let token = new_token();
+    remember_secret(&token);
+    let dir = secret_dir(&scope);
+    write_in_place(&dir.join("token"), &token);
+    let name = scope.name("rotator-self");
+    let volume = format!("{}:/secrets:ro", dir.display());
+    let group = socket_group();
+    let label = format!("{}={}", support::SCOPE_LABEL, scope.prefix);
+    let out = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--name",
+            &name,
+            "--label",
+            &label,
+            "--group-add",
+            &group,
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "-v",
+            &volume,
+            "--entrypoint",
+            "/token-rotator",
+            rotator_image(),
+            "rotate",
+            "--secret-file",
+            "/secrets/token",
+            "--validate",
+            "none",
+            "--container",
+            &name,
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_secret(&text);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.contains("is the container token-rotator runs in: it cannot replace itself"),
+        "{text}"
+    );
+    assert_eq!(
+        support::inspect(&name)["State"]["ExitCode"],
+        4,
+        "it exited on its own, untouched"
+    );
+}
+
+#[test]
+fn watcher_starts_once_the_secret_directory_appears() {
+    let scope = Scope::new("daemon-late-dir");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, &old, &api);
+    let dir = secret_dir(&scope);
+    let d = Daemon::start(
+        &scope,
+        &dir,
+        "/secrets",
+        &[
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/later/token".into(),
+            format!("TOKEN_ROTATOR_CONTAINER={name}"),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
+        ],
+    );
+    assert!(
+        wait_until(10.0, || d.rotations("rejected") >= 1),
+        "a missing file is reported"
+    );
+    assert!(d.logs().contains("does not exist"), "{}", d.logs());
+    assert_eq!(
+        http_get(&d.listen, "/readyz").0,
+        503,
+        "not ready without a secret"
+    );
+    let later = dir.join("later");
+    std::fs::create_dir(&later).unwrap();
+    std::fs::set_permissions(&later, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_in_place(&later.join("token"), &new);
+    expect_rotated(&d, &name, &new, 1, "directory created after start");
+    assert_eq!(http_get(&d.listen, "/readyz").0, 200);
+}

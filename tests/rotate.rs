@@ -387,3 +387,52 @@ fn engine_unreachable_is_reported_with_exit_5() {
         "{run:?}"
     );
 }
+
+#[test]
+fn status_reports_each_targets_token_and_last_swap() {
+    let scope = Scope::new("status");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let file = scope.secret_file(&new);
+    let status = || support::rotator(&["status", "--secret-file", s(&file), "--container", &name]);
+
+    let before = status();
+    assert_eq!(before.code, 1, "not current yet: {before:?}");
+    assert!(
+        before.stdout.contains(&fingerprint(&old)) && before.stdout.contains(" NO "),
+        "{before:?}"
+    );
+
+    let run = rotate(&file, &api, &[&name], &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let rotation_id = run
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    let after = status();
+    assert_eq!(after.code, 0, "{after:?}");
+    assert!(
+        after.stdout.contains(&fingerprint(&new)) && after.stdout.contains(" yes "),
+        "{after:?}"
+    );
+    assert!(
+        after.stdout.contains(&rotation_id),
+        "names the rotation {rotation_id}: {after:?}"
+    );
+
+    let json = support::rotator(&[
+        "status",
+        "--json",
+        "--secret-file",
+        s(&file),
+        "--container",
+        &name,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["targets"][0]["rotation"], rotation_id.as_str());
+    assert_eq!(v["targets"][0]["matches_secret"], true);
+}
