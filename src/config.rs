@@ -69,9 +69,9 @@ pub enum ValidateMode {
     None,
 }
 
-/// Flags shared by every command that reads and validates the secret.
+/// Where the secret is and what shape it must have.
 #[derive(Debug, Clone, Args)]
-pub struct SecretArgs {
+pub struct SecretFileArgs {
     /// File holding the token (whitespace is stripped).
     #[arg(long, default_value = DEFAULT_SECRET_FILE, env = "TOKEN_ROTATOR_SECRET_FILE")]
     pub secret_file: PathBuf,
@@ -84,6 +84,14 @@ pub struct SecretArgs {
         env = "TOKEN_ROTATOR_TOKEN_FORMAT"
     )]
     pub token_format: TokenFormat,
+}
+
+/// Flags shared by every command that reads and validates the secret.
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// The secret file.
+    #[command(flatten)]
+    pub file: SecretFileArgs,
 
     /// Base URL of the Anthropic API.
     #[arg(long, default_value = DEFAULT_API_BASE_URL, env = "TOKEN_ROTATOR_API_BASE_URL")]
@@ -196,18 +204,9 @@ pub struct RunArgs {
 /// Flags of `status`.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// File holding the token, to say whether each target carries it.
-    #[arg(long, default_value = DEFAULT_SECRET_FILE, env = "TOKEN_ROTATOR_SECRET_FILE")]
-    pub secret_file: PathBuf,
-
-    /// Accepted token shape.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "oauth",
-        env = "TOKEN_ROTATOR_TOKEN_FORMAT"
-    )]
-    pub token_format: TokenFormat,
+    /// The secret file, to say whether each target carries its token.
+    #[command(flatten)]
+    pub file: SecretFileArgs,
 
     /// Target flags.
     #[command(flatten)]

@@ -84,7 +84,7 @@ fn validator(args: &SecretArgs) -> anyhow::Result<Option<Validator>> {
 }
 
 async fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let token = match read_token(&args.secret.secret_file, args.secret.token_format) {
+    let token = match read_token(&args.secret.file.secret_file, args.secret.file.token_format) {
         Ok(t) => t,
         Err(e) => {
             println!("invalid: {e}");
@@ -115,8 +115,8 @@ fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator
     Ok(Rotator {
         docker,
         validator: validator(&args.secret)?,
-        secret_file: args.secret.secret_file.clone(),
-        token_format: args.secret.token_format,
+        secret_file: args.secret.file.secret_file.clone(),
+        token_format: args.secret.file.token_format,
         containers: args.targets.containers.clone(),
         verify: VerifyConfig {
             env_var: args.targets.env_var.clone(),
@@ -146,7 +146,7 @@ async fn run_daemon(args: RunArgs) -> anyhow::Result<u8> {
     let poll = seconds("poll-interval", args.poll_interval)?;
     let cfg = DaemonConfig {
         watch: WatchConfig {
-            path: args.rotate.secret.secret_file.clone(),
+            path: args.rotate.secret.file.secret_file.clone(),
             debounce: seconds("debounce", args.debounce)?,
             poll_interval: (!poll.is_zero()).then_some(poll),
         },
@@ -204,8 +204,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         &docker,
         &args.targets.containers,
         &args.targets.env_var,
-        &args.secret_file,
-        args.token_format,
+        &args.file.secret_file,
+        args.file.token_format,
     )
     .await;
     if args.json {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use support::api::{Behaviour, StandInApi};
 use support::recorder::Recorder;
 use support::{
-    assert_no_secret, bot_image, docker, env_of, free_port, http_get, new_token, remember_secret,
-    rotator_image, socket_group, wait_until, Scope, ENV_VAR,
+    accepted, assert_no_secret, docker, env_of, free_port, host_bot, http_get, new_token,
+    remember_secret, rotator_image, socket_group, wait_until, Scope, ENV_VAR,
 };
 
 /// A daemon under test, its secret directory and its endpoints.
@@ -99,6 +99,47 @@ impl Drop for Daemon {
     }
 }
 
+/// A stand-in API, a bot carrying `old`, and a secret directory whose `token` holds `old`.
+struct Fixture {
+    scope: Scope,
+    api: StandInApi,
+    name: String,
+    dir: PathBuf,
+    file: PathBuf,
+    old: String,
+}
+
+impl Fixture {
+    fn new(test: &str) -> Fixture {
+        let scope = Scope::new(test);
+        let api = StandInApi::start();
+        let old = accepted(&api);
+        let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+        let dir = secret_dir(&scope);
+        let file = dir.join("token");
+        write_in_place(&file, &old);
+        Fixture {
+            scope,
+            api,
+            name,
+            dir,
+            file,
+            old,
+        }
+    }
+
+    /// The daemon watching the fixture's directory at /secrets, with `extra` env added.
+    fn daemon(&self, extra: &[String]) -> Daemon {
+        let mut env = vec![
+            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".to_string(),
+            format!("TOKEN_ROTATOR_CONTAINER={}", self.name),
+            format!("TOKEN_ROTATOR_API_BASE_URL={}", self.api.base_url()),
+        ];
+        env.extend_from_slice(extra);
+        Daemon::start(&self.scope, &self.dir, "/secrets", &env)
+    }
+}
+
 /// A secret directory readable by the image's non-root user.
 fn secret_dir(scope: &Scope) -> PathBuf {
     let dir = scope.dir.path().join("secrets");
@@ -107,30 +148,6 @@ fn secret_dir(scope: &Scope) -> PathBuf {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     dir
-}
-
-fn accepted(api: &StandInApi) -> String {
-    let t = new_token();
-    remember_secret(&t);
-    api.set(&t, Behaviour::Accept);
-    t
-}
-
-fn bot(scope: &Scope, token: &str, api: &StandInApi) -> String {
-    let env_tok = format!("{ENV_VAR}={token}");
-    let env_api = format!("ANTHROPIC_BASE_URL={}", api.base_url());
-    scope.run(
-        "bot",
-        &[
-            "--network",
-            "host",
-            "-e",
-            &env_tok,
-            "-e",
-            &env_api,
-            bot_image(),
-        ],
-    )
 }
 
 fn carries(name: &str, token: &str) -> bool {
@@ -189,23 +206,11 @@ fn delete_then_recreate(path: &Path, content: &str) {
 
 #[test]
 fn every_plain_file_update_style_triggers_exactly_one_rotation() {
-    let scope = Scope::new("daemon-styles");
-    let api = StandInApi::start();
-    let first = accepted(&api);
-    let name = bot(&scope, &first, &api);
-    let dir = secret_dir(&scope);
-    let file = dir.join("token");
-    write_in_place(&file, &first);
-    let d = Daemon::start(
-        &scope,
-        &dir,
-        "/secrets",
-        &[
-            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
-            format!("TOKEN_ROTATOR_CONTAINER={name}"),
-            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
-        ],
-    );
+    let f = Fixture::new("daemon-styles");
+    let Fixture {
+        api, name, file, ..
+    } = &f;
+    let d = f.daemon(&[]);
     assert_eq!(
         d.rotations("already_current"),
         1,
@@ -219,9 +224,9 @@ fn every_plain_file_update_style_triggers_exactly_one_rotation() {
         ("delete then recreate", delete_then_recreate),
     ];
     for (i, (how, update)) in styles.iter().enumerate() {
-        let token = accepted(&api);
-        update(&file, &format!("{token}\n"));
-        expect_rotated(&d, &name, &token, i as u64 + 1, how);
+        let token = accepted(api);
+        update(file, &format!("{token}\n"));
+        expect_rotated(&d, name, &token, i as u64 + 1, how);
     }
     assert!(
         d.metrics().contains(&format!("container=\"{name}\"")),
@@ -251,7 +256,7 @@ fn kubernetes_data_symlink_swaps_trigger_one_rotation_each() {
     let scope = Scope::new("daemon-k8s");
     let api = StandInApi::start();
     let first = accepted(&api);
-    let name = bot(&scope, &first, &api);
+    let name = host_bot(&scope, "bot", &first, &api.base_url(), &[]);
     let dir = secret_dir(&scope);
     k8s_write(&dir, 0, &first);
     let d = Daemon::start(
@@ -276,7 +281,7 @@ fn docker_secret_directory_at_the_default_path_is_watched() {
     let scope = Scope::new("daemon-default-path");
     let api = StandInApi::start();
     let first = accepted(&api);
-    let name = bot(&scope, &first, &api);
+    let name = host_bot(&scope, "bot", &first, &api.base_url(), &[]);
     let dir = secret_dir(&scope);
     let file = dir.join("claude_oauth_token");
     write_in_place(&file, &first);
@@ -297,31 +302,18 @@ fn docker_secret_directory_at_the_default_path_is_watched() {
 
 #[test]
 fn burst_of_writes_yields_one_rotation_to_the_last_content() {
-    let scope = Scope::new("daemon-burst");
-    let api = StandInApi::start();
-    let first = accepted(&api);
-    let name = bot(&scope, &first, &api);
-    let dir = secret_dir(&scope);
-    let file = dir.join("token");
-    write_in_place(&file, &first);
-    let d = Daemon::start(
-        &scope,
-        &dir,
-        "/secrets",
-        &[
-            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
-            format!("TOKEN_ROTATOR_CONTAINER={name}"),
-            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
-            "TOKEN_ROTATOR_DEBOUNCE=0.5".into(),
-        ],
-    );
-    let burst: Vec<String> = (0..5).map(|_| accepted(&api)).collect();
+    let f = Fixture::new("daemon-burst");
+    let Fixture {
+        api, name, file, ..
+    } = &f;
+    let d = f.daemon(&["TOKEN_ROTATOR_DEBOUNCE=0.5".into()]);
+    let burst: Vec<String> = (0..5).map(|_| accepted(api)).collect();
     for t in &burst {
-        write_in_place(&file, t);
+        write_in_place(file, t);
         std::thread::sleep(std::time::Duration::from_millis(40));
     }
     let last = burst.last().unwrap();
-    expect_rotated(&d, &name, last, 1, "burst");
+    expect_rotated(&d, name, last, 1, "burst");
     for t in &burst[..4] {
         assert_eq!(api.hits(t), 0, "intermediate content was never validated");
     }
@@ -329,33 +321,24 @@ fn burst_of_writes_yields_one_rotation_to_the_last_content() {
 
 #[test]
 fn change_during_a_rotation_is_handled_right_after_it() {
-    let scope = Scope::new("daemon-queue");
-    let api = StandInApi::start();
-    let first = accepted(&api);
-    let name = bot(&scope, &first, &api);
-    let dir = secret_dir(&scope);
-    let file = dir.join("token");
-    write_in_place(&file, &first);
-    let d = Daemon::start(
-        &scope,
-        &dir,
-        "/secrets",
-        &[
-            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
-            format!("TOKEN_ROTATOR_CONTAINER={name}"),
-            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
-            "TOKEN_ROTATOR_SETTLE=3".into(),
-        ],
-    );
-    let (a, b) = (accepted(&api), accepted(&api));
-    write_in_place(&file, &a);
+    let f = Fixture::new("daemon-queue");
+    let Fixture {
+        scope,
+        api,
+        name,
+        file,
+        ..
+    } = &f;
+    let d = f.daemon(&["TOKEN_ROTATOR_SETTLE=3".into()]);
+    let (a, b) = (accepted(api), accepted(api));
+    write_in_place(file, &a);
     // The replacement exists under its temporary or final name while the swap settles.
     assert!(
         wait_until(15.0, || api.hits(&a) > 0),
         "rotation to A never started"
     );
-    write_in_place(&file, &b);
-    expect_rotated(&d, &name, &b, 2, "A, then B right after");
+    write_in_place(file, &b);
+    expect_rotated(&d, name, &b, 2, "A, then B right after");
     assert_eq!(
         scope.containers().len(),
         2,
@@ -369,7 +352,7 @@ fn reconciles_on_start_when_the_target_lacks_the_file_token() {
     let scope = Scope::new("daemon-reconcile");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, &old, &api);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let dir = secret_dir(&scope);
     write_in_place(&dir.join("token"), &new);
     let d = Daemon::start(
@@ -387,25 +370,18 @@ fn reconciles_on_start_when_the_target_lacks_the_file_token() {
 
 #[test]
 fn sigterm_during_a_swap_leaves_the_target_running() {
-    let scope = Scope::new("daemon-sigterm");
-    let api = StandInApi::start();
-    let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, &old, &api);
-    let dir = secret_dir(&scope);
-    let file = dir.join("token");
-    write_in_place(&file, &old);
-    let d = Daemon::start(
-        &scope,
-        &dir,
-        "/secrets",
-        &[
-            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
-            format!("TOKEN_ROTATOR_CONTAINER={name}"),
-            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
-            "TOKEN_ROTATOR_SETTLE=3".into(),
-        ],
-    );
-    write_in_place(&file, &new);
+    let f = Fixture::new("daemon-sigterm");
+    let Fixture {
+        scope,
+        api,
+        name,
+        file,
+        old,
+        ..
+    } = &f;
+    let new = accepted(api);
+    let d = f.daemon(&["TOKEN_ROTATOR_SETTLE=3".into()]);
+    write_in_place(file, &new);
     assert!(
         wait_until(15.0, || scope
             .containers()
@@ -422,9 +398,9 @@ fn sigterm_during_a_swap_leaves_the_target_running() {
         "{}",
         d.logs()
     );
-    let bot_state = support::inspect(&name)["State"].clone();
+    let bot_state = support::inspect(name)["State"].clone();
     assert_eq!(bot_state["Running"], true, "the bot is running");
-    assert!(carries(&name, &new) || carries(&name, &old));
+    assert!(carries(name, &new) || carries(name, old));
     let mut left = scope.containers();
     left.sort();
     let mut expected = vec![d.name.clone(), name.clone()];
@@ -437,30 +413,20 @@ fn sigterm_during_a_swap_leaves_the_target_running() {
 
 #[test]
 fn endpoints_webhook_and_refused_tokens() {
-    let scope = Scope::new("daemon-endpoints");
-    let api = StandInApi::start();
+    let f = Fixture::new("daemon-endpoints");
+    let Fixture {
+        api, name, file, ..
+    } = &f;
     let hook = Recorder::start();
-    let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, &old, &api);
-    let dir = secret_dir(&scope);
-    let file = dir.join("token");
-    write_in_place(&file, &old);
-    let d = Daemon::start(
-        &scope,
-        &dir,
-        "/secrets",
-        &[
-            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
-            format!("TOKEN_ROTATOR_CONTAINER={name}"),
-            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
-            format!("TOKEN_ROTATOR_NOTIFY_WEBHOOK={}", hook.url),
-            "TOKEN_ROTATOR_VALIDATE_DEADLINE=0".into(),
-        ],
-    );
+    let new = accepted(api);
+    let d = f.daemon(&[
+        format!("TOKEN_ROTATOR_NOTIFY_WEBHOOK={}", hook.url),
+        "TOKEN_ROTATOR_VALIDATE_DEADLINE=0".into(),
+    ]);
     assert_eq!(http_get(&d.listen, "/readyz").0, 200);
 
-    write_in_place(&file, &new);
-    expect_rotated(&d, &name, &new, 1, "rotation");
+    write_in_place(file, &new);
+    expect_rotated(&d, name, &new, 1, "rotation");
     let fp = support::fingerprint(&new);
     assert!(
         d.metrics().contains(&format!(
@@ -495,8 +461,8 @@ fn endpoints_webhook_and_refused_tokens() {
     let revoked = new_token();
     remember_secret(&revoked);
     api.set(&revoked, Behaviour::Revoked);
-    let id = support::inspect(&name)["Id"].clone();
-    write_in_place(&file, &revoked);
+    let id = support::inspect(name)["Id"].clone();
+    write_in_place(file, &revoked);
     assert!(
         wait_until(10.0, || hook.bodies().len() >= 2),
         "{}",
@@ -507,8 +473,8 @@ fn endpoints_webhook_and_refused_tokens() {
         .as_str()
         .unwrap()
         .contains("revoked"));
-    assert_eq!(support::inspect(&name)["Id"], id);
-    assert!(carries(&name, &new));
+    assert_eq!(support::inspect(name)["Id"], id);
+    assert!(carries(name, &new));
     assert!(http_get(&d.listen, "/status")
         .1
         .contains("\"matches_secret\":false"));
@@ -517,12 +483,12 @@ fn endpoints_webhook_and_refused_tokens() {
     let later = new_token();
     remember_secret(&later);
     api.set(&later, Behaviour::Overloaded);
-    write_in_place(&file, &later);
+    write_in_place(file, &later);
     assert!(wait_until(10.0, || d.rotations("inconclusive") >= 1));
-    assert!(carries(&name, &new), "inconclusive leaves the bot alone");
+    assert!(carries(name, &new), "inconclusive leaves the bot alone");
     api.set(&later, Behaviour::Accept);
     assert!(
-        wait_until(30.0, || carries(&name, &later)),
+        wait_until(30.0, || carries(name, &later)),
         "retried after backoff: {}",
         d.logs()
     );
@@ -536,26 +502,14 @@ fn endpoints_webhook_and_refused_tokens() {
 
 #[test]
 fn failing_webhook_never_blocks_a_rotation() {
-    let scope = Scope::new("daemon-badhook");
-    let api = StandInApi::start();
-    let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, &old, &api);
-    let dir = secret_dir(&scope);
-    let file = dir.join("token");
-    write_in_place(&file, &old);
-    let d = Daemon::start(
-        &scope,
-        &dir,
-        "/secrets",
-        &[
-            "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".into(),
-            format!("TOKEN_ROTATOR_CONTAINER={name}"),
-            format!("TOKEN_ROTATOR_API_BASE_URL={}", api.base_url()),
-            "TOKEN_ROTATOR_NOTIFY_WEBHOOK=http://127.0.0.1:9/hook".into(),
-        ],
-    );
-    write_in_place(&file, &new);
-    expect_rotated(&d, &name, &new, 1, "with a dead webhook");
+    let f = Fixture::new("daemon-badhook");
+    let Fixture {
+        api, name, file, ..
+    } = &f;
+    let new = accepted(api);
+    let d = f.daemon(&["TOKEN_ROTATOR_NOTIFY_WEBHOOK=http://127.0.0.1:9/hook".into()]);
+    write_in_place(file, &new);
+    expect_rotated(&d, name, &new, 1, "with a dead webhook");
     assert!(
         wait_until(5.0, || d.logs().contains("webhook failed")),
         "{}",
@@ -623,7 +577,7 @@ fn watcher_starts_once_the_secret_directory_appears() {
     let scope = Scope::new("daemon-late-dir");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, &old, &api);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let dir = secret_dir(&scope);
     let d = Daemon::start(
         &scope,

@@ -5,10 +5,7 @@
 mod support;
 
 use support::api::{Behaviour, StandInApi};
-use support::{
-    assert_no_secret, bot_image, inspect, new_token, remember_secret, rotator_env, s, Scope,
-    ENV_VAR,
-};
+use support::{assert_no_secret, inspect, new_token, remember_secret, rotator_env, s, Scope};
 
 #[test]
 fn no_output_of_any_scenario_contains_the_token_even_at_trace_level() {
@@ -23,20 +20,7 @@ fn no_output_of_any_scenario_contains_the_token_even_at_trace_level() {
     };
     let old = token(Behaviour::Accept);
     bot_api.set(&old, Behaviour::Accept);
-    let env_tok = format!("{ENV_VAR}={old}");
-    let env_api = format!("ANTHROPIC_BASE_URL={}", bot_api.base_url());
-    let name = scope.run(
-        "bot",
-        &[
-            "--network",
-            "host",
-            "-e",
-            &env_tok,
-            "-e",
-            &env_api,
-            bot_image(),
-        ],
-    );
+    let name = support::host_bot(&scope, "bot", &old, &bot_api.base_url(), &[]);
 
     let good_for_bot = token(Behaviour::Accept);
     bot_api.set(&good_for_bot, Behaviour::Accept);

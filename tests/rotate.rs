@@ -4,36 +4,9 @@ mod support;
 
 use support::api::{Behaviour, StandInApi};
 use support::{
-    bot_image, docker, docker_ok, env_of, fingerprint, inspect, new_token, remember_secret,
-    rotator, s, Scope, ENV_VAR,
+    accepted, docker, docker_ok, env_of, fingerprint, host_bot, inspect, new_token,
+    remember_secret, rotator, s, Scope, ENV_VAR,
 };
-
-/// A token the stand-in accepts, registered for the leak check.
-fn accepted(api: &StandInApi) -> String {
-    let t = new_token();
-    remember_secret(&t);
-    api.set(&t, Behaviour::Accept);
-    t
-}
-
-/// A running bot on the host network (so it reaches the stand-in on loopback).
-fn bot(scope: &Scope, what: &str, token: &str, api_url: &str, extra: &[&str]) -> String {
-    let env_tok = format!("{ENV_VAR}={token}");
-    let env_api = format!("ANTHROPIC_BASE_URL={api_url}");
-    let mut args = vec![
-        "--network",
-        "host",
-        "-e",
-        &env_tok,
-        "-e",
-        &env_api,
-        "-e",
-        "FAKE_BOT_INTERVAL=0.2",
-    ];
-    args.extend_from_slice(extra);
-    args.push(bot_image());
-    scope.run(what, &args)
-}
 
 fn rotate(
     file: &std::path::Path,
@@ -74,7 +47,7 @@ fn happy_rotation_swaps_in_the_new_token_and_verifies_it_by_exec() {
     let scope = Scope::new("happy");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let old_id = id_of(&name);
 
     let file = scope.secret_file(&format!("{new}\n"));
@@ -121,7 +94,7 @@ fn failed_verification_rolls_back_to_the_same_old_container() {
     let bot_api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
     bot_api.set(&old, Behaviour::Accept);
-    let name = bot(&scope, "bot", &old, &bot_api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &bot_api.base_url(), &[]);
     let old_id = id_of(&name);
 
     let file = scope.secret_file(&new);
@@ -163,7 +136,7 @@ fn replacement_that_exits_is_rolled_back_at_once() {
     let bot_api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
     bot_api.set(&old, Behaviour::Accept);
-    let name = bot(
+    let name = host_bot(
         &scope,
         "bot",
         &old,
@@ -199,7 +172,7 @@ fn invalid_token_leaves_the_target_untouched() {
     let revoked = new_token();
     remember_secret(&revoked);
     api.set(&revoked, Behaviour::Revoked);
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let (id, started) = (id_of(&name), started_at(&name));
 
     let run = rotate(&scope.secret_file(&revoked), &api, &[&name], &[]);
@@ -223,7 +196,7 @@ fn inconclusive_validation_leaves_the_target_untouched() {
     let flaky = new_token();
     remember_secret(&flaky);
     api.set(&flaky, Behaviour::Overloaded);
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let (id, started) = (id_of(&name), started_at(&name));
 
     let run = rotate(
@@ -249,7 +222,7 @@ fn malformed_secret_file_leaves_the_target_untouched() {
     let scope = Scope::new("malformed");
     let api = StandInApi::start();
     let old = accepted(&api);
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let id = id_of(&name);
     let run = rotate(
         &scope.secret_file(&old.replace("oat01", "ort01")),
@@ -267,7 +240,7 @@ fn rotating_to_the_token_already_carried_touches_nothing_and_asks_no_api() {
     let scope = Scope::new("noop");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let file = scope.secret_file(&new);
     let first = rotate(&file, &api, &[&name], &[]);
     assert_eq!(first.code, 0, "{first:?}");
@@ -294,7 +267,7 @@ fn missing_container_fails_before_any_target_is_touched() {
     let scope = Scope::new("missing");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let id = id_of(&name);
     let ghost = scope.name("ghost");
 
@@ -316,8 +289,8 @@ fn two_targets_are_both_rotated() {
     let scope = Scope::new("two");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let a = bot(&scope, "a", &old, &api.base_url(), &[]);
-    let b = bot(&scope, "b", &old, &api.base_url(), &[]);
+    let a = host_bot(&scope, "a", &old, &api.base_url(), &[]);
+    let b = host_bot(&scope, "b", &old, &api.base_url(), &[]);
     let (id_a, id_b) = (id_of(&a), id_of(&b));
 
     let run = rotate(
@@ -343,7 +316,7 @@ fn auto_remove_target_is_refused_and_left_running() {
     let scope = Scope::new("autoremove");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, "bot", &old, &api.base_url(), &["--rm"]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &["--rm"]);
     let id = id_of(&name);
 
     let run = rotate(&scope.secret_file(&new), &api, &[&name], &[]);
@@ -359,7 +332,7 @@ fn stopped_target_gets_a_stopped_replacement() {
     let scope = Scope::new("stopped");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     docker(&["stop", &name]);
 
     let run = rotate(&scope.secret_file(&new), &api, &[&name], &[]);
@@ -393,7 +366,7 @@ fn status_reports_each_targets_token_and_last_swap() {
     let scope = Scope::new("status");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let file = scope.secret_file(&new);
     let status = || support::rotator(&["status", "--secret-file", s(&file), "--container", &name]);
 

@@ -148,6 +148,34 @@ pub fn new_token() -> String {
     format!("sk-ant-oat01-{body}")
 }
 
+/// A fresh token the stand-in accepts, registered for the leak check.
+pub fn accepted(api: &api::StandInApi) -> String {
+    let t = new_token();
+    remember_secret(&t);
+    api.set(&t, api::Behaviour::Accept);
+    t
+}
+
+/// A running bot carrying `token`, on the host network so it reaches a stand-in API on
+/// loopback at `api_url`; `extra` goes before the image.
+pub fn host_bot(scope: &Scope, what: &str, token: &str, api_url: &str, extra: &[&str]) -> String {
+    let env_tok = format!("{ENV_VAR}={token}");
+    let env_api = format!("ANTHROPIC_BASE_URL={api_url}");
+    let mut args = vec![
+        "--network",
+        "host",
+        "-e",
+        &env_tok,
+        "-e",
+        &env_api,
+        "-e",
+        "FAKE_BOT_INTERVAL=0.2",
+    ];
+    args.extend_from_slice(extra);
+    args.push(bot_image());
+    scope.run(what, &args)
+}
+
 /// SHA-256 fingerprint (12 hex) as the rotator prints it.
 pub fn fingerprint(token: &str) -> String {
     hex::encode(&Sha256::digest(token.as_bytes())[..6])
