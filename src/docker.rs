@@ -15,6 +15,8 @@ pub const LABEL_ROTATION: &str = "token-rotator.rotation";
 pub const LABEL_SWAPPED_AT: &str = "token-rotator.swapped-at";
 /// Label: ID of the container this one replaced.
 pub const LABEL_REPLACES: &str = "token-rotator.replaces";
+/// Label: whether the replaced container was running (for recovery after a crash).
+pub const LABEL_OLD_RUNNING: &str = "token-rotator.old-was-running";
 /// Label: the name the container is meant to carry once the swap completes.
 pub const LABEL_TARGET_NAME: &str = "token-rotator.target-name";
 
@@ -91,6 +93,45 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+/// Force-removes a container, keeping its volumes (another container may use them).
+/// A container that is already gone counts as removed.
+pub async fn remove_keep_volumes(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(false)
+        .build();
+    match docker.remove_container(id, Some(opts)).await {
+        Err(e) if !is_not_found(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Renames a container.
+pub async fn rename(docker: &Docker, id: &str, name: &str) -> Result<(), bollard::errors::Error> {
+    let opts = bollard::query_parameters::RenameContainerOptionsBuilder::default()
+        .name(name)
+        .build();
+    docker.rename_container(id, opts).await
+}
+
+/// Starts a container; one already running counts as started.
+pub async fn start(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    match docker
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+    {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304, ..
+        }) => Ok(()),
+        other => other,
+    }
+}
+
+/// First 12 characters of an ID.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 /// The ID of the container this process runs in, if any (found from the mount table).

@@ -7,7 +7,8 @@
 //! - [`secret`]: read the secret file and normalize it into a [`secret::Token`]
 //!   (whitespace stripped, shape checked, fingerprinted; never printed).
 //! - [`validate`]: ask the API whether the token works before anything is touched.
-//! - [`plan`]: resolve the target containers and decide which need the token.
+//! - [`plan`]: resolve the target containers and decide which need the token, after
+//!   [`recover`] has finished or undone any swap a crash interrupted.
 //! - [`spec`]: derive each replacement's configuration from the old container's.
 //! - [`swap`]: create, stop, rename, start; roll back on any failure.
 //! - [`verify`]: prove the replacement is up and carries the new credential.
@@ -26,6 +27,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod plan;
+pub mod recover;
 pub mod report;
 pub mod rotate;
 pub mod secret;

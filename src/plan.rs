@@ -8,6 +8,7 @@ use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
 
 use crate::docker::{describe, is_not_found, own_container_id};
+use crate::recover::{recover, Marker, RecoverError};
 use crate::secret::{Fingerprint, Token};
 
 /// One resolved target container.
@@ -51,34 +52,46 @@ pub enum PlanError {
     /// The target is removed by the engine as soon as it stops.
     #[error("target container {0:?} has AutoRemove (--rm) set: stopping it would delete it, so it cannot be swapped safely; recreate it without --rm")]
     AutoRemove(String),
+    /// An interrupted swap could not be put right.
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
     /// The target is mid-swap or a leftover of an interrupted swap.
     #[error("target container {0:?} is a temporary container of an unfinished token-rotator swap; name the original container instead")]
     SwapLeftover(String),
 }
 
-/// The inspected targets, in the order given, without duplicates.
+/// The inspected targets, in the order given, without duplicates, and what recovery did.
 pub async fn plan(
     docker: &Docker,
     names: &[String],
     env_var: &str,
     token: &Token,
-) -> Result<Vec<Target>, PlanError> {
+) -> Result<(Vec<Target>, Vec<String>), PlanError> {
     let own_id = own_container_id();
     let mut targets: Vec<Target> = Vec::with_capacity(names.len());
+    let mut recovered = Vec::new();
     for requested in names {
-        let inspect = docker
-            .inspect_container(requested, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    PlanError::NotFound(requested.clone())
-                } else {
-                    PlanError::Inspect {
-                        name: requested.clone(),
-                        reason: describe(&e),
-                    }
-                }
-            })?;
+        let mut inspect = inspect(docker, requested).await?;
+        // A crash may have left the target mid-swap; put it right before looking closer.
+        let name = match &inspect {
+            Some(info) => {
+                let n = info
+                    .name
+                    .as_deref()
+                    .unwrap_or(requested)
+                    .trim_start_matches('/');
+                Marker::parse(n).map_or(n, |(target, _)| target).to_string()
+            }
+            None => requested.clone(),
+        };
+        let actions = recover(docker, &name).await?;
+        if !actions.is_empty() || inspect.is_none() {
+            inspect = crate::plan::inspect(docker, &name).await?;
+        }
+        recovered.extend(actions.into_iter().map(|a| format!("{name}: {a}")));
+        let Some(inspect) = inspect else {
+            return Err(PlanError::NotFound(requested.clone()));
+        };
         let target = resolve(requested, inspect, env_var, token)?;
         if own_id.as_deref() == Some(target.id.as_str()) {
             return Err(PlanError::IsSelf(requested.clone()));
@@ -87,7 +100,25 @@ pub async fn plan(
             targets.push(target);
         }
     }
-    Ok(targets)
+    Ok((targets, recovered))
+}
+
+/// Inspects a container; `None` if it does not exist.
+async fn inspect(
+    docker: &Docker,
+    name: &str,
+) -> Result<Option<ContainerInspectResponse>, PlanError> {
+    match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(info) => Ok(Some(info)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(PlanError::Inspect {
+            name: name.to_string(),
+            reason: describe(&e),
+        }),
+    }
 }
 
 fn resolve(

@@ -112,6 +112,8 @@ pub struct RotationReport {
     pub outcome: Outcome,
     /// Why, when it did not succeed.
     pub error: Option<String>,
+    /// What was done to finish or undo swaps a crash had interrupted.
+    pub recovered: Vec<String>,
     /// Per-target results.
     pub targets: Vec<TargetReport>,
     /// Wall time in seconds.
@@ -128,6 +130,7 @@ impl RotationReport {
             validation: None,
             outcome: Outcome::AlreadyCurrent,
             error: None,
+            recovered: Vec::new(),
             targets: Vec::new(),
             duration_secs: 0.0,
         }
@@ -157,6 +160,9 @@ impl RotationReport {
             out.push_str(&format!(" {v}"));
         }
         out.push('\n');
+        for r in &self.recovered {
+            out.push_str(&format!("  recovered {r}\n"));
+        }
         for t in &self.targets {
             let prev = t.previous.as_deref().unwrap_or("unset");
             let line = match &t.outcome {

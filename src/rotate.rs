@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::plan::{plan, PlanError, Target};
+use crate::recover::RecoverError;
 use crate::report::{Outcome, RotationReport, TargetOutcome, TargetReport};
 use crate::secret::{read_token, Token, TokenFormat};
 use crate::swap::{swap, Rollback, SwapContext};
@@ -62,11 +63,16 @@ impl Rotator {
 
         let targets = match plan(&self.docker, &self.containers, &self.verify.env_var, &token).await
         {
-            Ok(t) => t,
+            Ok((t, recovered)) => {
+                report.recovered = recovered;
+                t
+            }
             Err(e) => {
                 tracing::error!("{e}");
                 let outcome = match e {
-                    PlanError::Inspect { .. } => Outcome::EngineUnavailable,
+                    PlanError::Inspect { .. } | PlanError::Recover(RecoverError::Engine { .. }) => {
+                        Outcome::EngineUnavailable
+                    }
                     _ => Outcome::BadTarget,
                 };
                 return report.finish(outcome, Some(e.to_string()), started.elapsed());

@@ -8,16 +8,17 @@
 
 use bollard::models::{EndpointSettings, NetworkConnectRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
-    RenameContainerOptionsBuilder, StopContainerOptions,
+    CreateContainerOptionsBuilder, InspectContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
 
+pub use crate::docker::short;
 use crate::docker::{
-    describe, LABEL_FINGERPRINT, LABEL_REPLACES, LABEL_ROTATION, LABEL_SWAPPED_AT,
-    LABEL_TARGET_NAME,
+    describe, remove_keep_volumes, rename, LABEL_FINGERPRINT, LABEL_OLD_RUNNING, LABEL_REPLACES,
+    LABEL_ROTATION, LABEL_SWAPPED_AT, LABEL_TARGET_NAME,
 };
 use crate::plan::Target;
+use crate::recover::Marker;
 use crate::secret::Token;
 use crate::spec::{replacement, SpecError};
 use crate::verify::{verify, verify_env_only, VerifyConfig, VerifyError};
@@ -133,10 +134,18 @@ pub async fn swap(
     let mut progress = Progress::default();
     match run_steps(docker, target, token, ctx, &mut progress).await {
         Ok(new_id) => {
-            let cleanup_warning = remove_container(docker, &target.id).await.err().map(|e| {
+            // Renamed first: `-tr-done-` tells a recovery the swap was verified.
+            let done = Marker::Done.name(&target.name, &ctx.rotation_id);
+            let renamed = rename(docker, &target.id, &done).await;
+            fault_point("before-remove").await;
+            let cleanup_warning = match renamed {
+                Ok(()) => remove_container(docker, &target.id).await.err(),
+                Err(e) => Some(describe(&e)),
+            }
+            .map(|e| {
                 format!(
                     "the old container {} could not be removed: {e}",
-                    aside_name(target, ctx)
+                    short(&target.id)
                 )
             });
             Ok(Swapped {
@@ -158,12 +167,32 @@ pub async fn swap(
 }
 
 fn temp_name(target: &Target, ctx: &SwapContext) -> String {
-    format!("{}-tr-new-{}", target.name, ctx.rotation_id)
+    Marker::New.name(&target.name, &ctx.rotation_id)
 }
 
+/// The aside name says whether the old container was running, so a recovery after a
+/// crash knows whether to start it again.
 fn aside_name(target: &Target, ctx: &SwapContext) -> String {
-    format!("{}-tr-old-{}", target.name, ctx.rotation_id)
+    let marker = if target.running {
+        Marker::Old
+    } else {
+        Marker::Stopped
+    };
+    marker.name(&target.name, &ctx.rotation_id)
 }
+
+/// Pauses at `step` when built with the `fault-injection` feature and
+/// `TOKEN_ROTATOR_PAUSE_AT=step`, so a test can SIGKILL the process exactly there.
+#[cfg(feature = "fault-injection")]
+async fn fault_point(step: &str) {
+    if std::env::var("TOKEN_ROTATOR_PAUSE_AT").as_deref() == Ok(step) {
+        eprintln!("FAULT-POINT {step}");
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+async fn fault_point(_step: &str) {}
 
 async fn run_steps(
     docker: &Docker,
@@ -181,7 +210,9 @@ async fn run_steps(
         (LABEL_SWAPPED_AT, now_rfc3339()),
         (LABEL_REPLACES, target.id.clone()),
         (LABEL_TARGET_NAME, target.name.clone()),
+        (LABEL_OLD_RUNNING, target.running.to_string()),
     ];
+    fault_point("before-create").await;
     let spec = replacement(
         &target.inspect,
         &image,
@@ -204,6 +235,7 @@ async fn run_steps(
         .map_err(at(Step::Create))?;
     let new_id = created.id;
     progress.new_id = Some(new_id.clone());
+    fault_point("after-create").await;
     tracing::debug!(container = %target.name, new_id = %short(&new_id), "replacement created");
 
     for (network, endpoint) in spec.extra_networks {
@@ -219,14 +251,17 @@ async fn run_steps(
             .await
             .map_err(at(Step::StopOld))?;
         progress.old_stopped = true;
+        fault_point("after-stop").await;
     }
     rename(docker, &target.id, &aside_name(target, ctx))
         .await
         .map_err(at(Step::RenameOld))?;
     progress.old_renamed = true;
+    fault_point("after-rename-old").await;
     rename(docker, &new_id, &target.name)
         .await
         .map_err(at(Step::RenameNew))?;
+    fault_point("after-rename-new").await;
 
     if !target.running {
         // A stopped target gets a stopped replacement: starting it would override the operator.
@@ -242,8 +277,10 @@ async fn run_steps(
         )
         .await
         .map_err(at(Step::StartNew))?;
+    fault_point("after-start").await;
     tracing::debug!(container = %target.name, new_id = %short(&new_id), "replacement started, verifying");
 
+    fault_point("during-verify").await;
     verify(docker, &new_id, token, &ctx.verify)
         .await
         .map_err(|e: VerifyError| (Step::Verify, e.to_string()))?;
@@ -324,26 +361,11 @@ async fn connect(
         .await
 }
 
-async fn rename(docker: &Docker, id: &str, name: &str) -> Result<(), bollard::errors::Error> {
-    docker
-        .rename_container(
-            id,
-            RenameContainerOptionsBuilder::default().name(name).build(),
-        )
-        .await
-}
-
 /// Force-removes a container, keeping its volumes (the other container may use them).
 async fn remove_container(docker: &Docker, id: &str) -> Result<(), String> {
-    let opts = RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .v(false)
-        .build();
-    match docker.remove_container(id, Some(opts)).await {
-        Ok(()) => Ok(()),
-        Err(e) if crate::docker::is_not_found(&e) => Ok(()),
-        Err(e) => Err(describe(&e)),
-    }
+    remove_keep_volumes(docker, id)
+        .await
+        .map_err(|e| describe(&e))
 }
 
 /// Whether a container exists (used by callers after a failed rollback).
@@ -352,11 +374,6 @@ pub async fn exists(docker: &Docker, id: &str) -> bool {
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
         .is_ok()
-}
-
-/// First 12 characters of an ID.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// Current UTC time as RFC 3339 with second precision.

@@ -450,3 +450,34 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `token-rotator` built with the `fault-injection` feature (once per process), in its own
+/// target dir: `TOKEN_ROTATOR_PAUSE_AT=<step>` makes it pause at that step of a swap.
+pub fn fault_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target_dir = root().join("target/faults");
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--locked",
+                    "--features",
+                    "fault-injection",
+                    "--bin",
+                    "token-rotator",
+                ])
+                .arg("--manifest-path")
+                .arg(root().join("Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .status()
+                .expect("cargo");
+            assert!(
+                status.success(),
+                "building token-rotator with fault-injection failed"
+            );
+            target_dir.join("debug/token-rotator")
+        })
+        .clone()
+}

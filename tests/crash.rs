@@ -1,0 +1,210 @@
+//! SIGKILL at every step of a swap; the next run recovers from what the engine shows:
+//! the target runs under its own name, with the new token only if it had been verified,
+//! no temporary container is left, and no volume is lost.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use support::api::StandInApi;
+use support::{accepted, env_of, fault_binary, host_bot, inspect, rotator, s, Scope, ENV_VAR};
+
+/// Runs a fault-injection rotation paused at `step`, then SIGKILLs it there.
+fn kill_at(step: &str, file: &std::path::Path, api: &StandInApi, target: &str) {
+    let mut child = Command::new(fault_binary())
+        .args([
+            "rotate",
+            "--secret-file",
+            s(file),
+            "--api-base-url",
+            &api.base_url(),
+        ])
+        .args(["--container", target, "--settle", "0.3"])
+        .env("TOKEN_ROTATOR_PAUSE_AT", step)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap_or_default();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(&format!("FAULT-POINT {step}")) {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("FAULT-POINT"),
+        "never reached {step}:\n{seen}"
+    );
+    child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    support::assert_no_secret(&seen);
+}
+
+fn anon_volume(name: &str) -> String {
+    inspect(name)["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/data")
+        .and_then(|m| m["Name"].as_str())
+        .unwrap()
+        .to_string()
+}
+
+/// Kills a rotation at `step`, re-runs it, and checks the end state. `verified`: whether
+/// the new container had passed verification when the process died.
+fn crash_and_recover(step: &str, verified: bool) {
+    let scope = Scope::new(&format!("crash-{step}"));
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &["-v", "/data"]);
+    let (old_id, volume) = (
+        inspect(&name)["Id"].as_str().unwrap().to_string(),
+        anon_volume(&name),
+    );
+    scope.forget_volume_later(&volume);
+    let file = scope.secret_file(&new);
+
+    kill_at(step, &file, &api, &name);
+    let new_id_at_crash = support::docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=token-rotator.replaces={old_id}"),
+    ]);
+
+    let run = rotator(&[
+        "rotate",
+        "--secret-file",
+        s(&file),
+        "--api-base-url",
+        &api.base_url(),
+        "--container",
+        &name,
+        "--settle",
+        "0.3",
+    ]);
+    assert_eq!(run.code, 0, "{step}: {run:?}");
+    let short = &old_id[..12];
+    let expect = match step {
+        "after-create" => "removed unfinished replacement".to_string(),
+        "after-stop" => format!("started the old container {short} again"),
+        _ if verified => format!("removed {short} (replaced by a verified container)"),
+        _ => format!("restored the old container {short} under its name"),
+    };
+    assert!(
+        run.stdout.contains(&expect),
+        "{step}: expected {expect:?}\n{run:?}"
+    );
+    let after = inspect(&name);
+    assert_eq!(
+        after["State"]["Running"], true,
+        "{step}: running under its own name"
+    );
+    assert_eq!(
+        env_of(&name, ENV_VAR).as_deref(),
+        Some(new.as_str()),
+        "{step}"
+    );
+    if verified {
+        assert_eq!(
+            after["Id"].as_str().unwrap(),
+            new_id_at_crash,
+            "{step}: the verified container is kept"
+        );
+        assert!(
+            run.stdout.contains("already current"),
+            "{step}: no second swap: {run:?}"
+        );
+    } else {
+        assert!(
+            run.stdout.contains("swapped and verified"),
+            "{step}: swapped again after restoring: {run:?}"
+        );
+    }
+    assert_eq!(
+        scope.containers(),
+        vec![name.clone()],
+        "{step}: no leftovers"
+    );
+    assert_eq!(
+        anon_volume(&name),
+        volume,
+        "{step}: the anonymous volume survived"
+    );
+}
+
+#[test]
+fn killed_after_the_replacement_was_created() {
+    crash_and_recover("after-create", false);
+}
+
+#[test]
+fn killed_after_the_old_container_was_stopped() {
+    crash_and_recover("after-stop", false);
+}
+
+#[test]
+fn killed_after_the_old_container_was_renamed_aside() {
+    crash_and_recover("after-rename-old", false);
+}
+
+#[test]
+fn killed_after_the_replacement_took_the_name() {
+    crash_and_recover("after-rename-new", false);
+}
+
+#[test]
+fn killed_after_the_replacement_started() {
+    crash_and_recover("after-start", false);
+}
+
+#[test]
+fn killed_during_verification() {
+    crash_and_recover("during-verify", false);
+}
+
+#[test]
+fn killed_before_the_verified_swap_removed_the_old_container() {
+    crash_and_recover("before-remove", true);
+}
+
+#[test]
+fn recovery_restores_the_very_same_old_container_when_the_token_is_not_retried() {
+    let scope = Scope::new("crash-restore");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let old_id = inspect(&name)["Id"].clone();
+    kill_at("after-start", &scope.secret_file(&new), &api, &name);
+    // The operator puts the old token back: recovery alone must restore the container.
+    let file = scope.secret_file(&old);
+    let run = rotator(&[
+        "rotate",
+        "--secret-file",
+        s(&file),
+        "--api-base-url",
+        &api.base_url(),
+        "--container",
+        &name,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("already current"), "{run:?}");
+    assert_eq!(
+        inspect(&name)["Id"],
+        old_id,
+        "the same container, not a copy"
+    );
+    assert_eq!(inspect(&name)["State"]["Running"], true);
+    assert_eq!(scope.containers(), vec![name]);
+}
