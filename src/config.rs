@@ -170,6 +170,14 @@ pub struct RotateArgs {
     /// How long the new container must stay running before it counts as up, in seconds.
     #[arg(long, default_value = "2", env = "TOKEN_ROTATOR_SETTLE")]
     pub settle: f64,
+
+    /// How long another rotator's target lock is honoured before it counts as abandoned, in seconds.
+    #[arg(long, default_value = "600", env = "TOKEN_ROTATOR_LOCK_TIMEOUT")]
+    pub lock_timeout: f64,
+
+    /// How long to wait for a target locked by a live rotator, in seconds.
+    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_LOCK_WAIT")]
+    pub lock_wait: f64,
 }
 
 /// Flags of `run`: those of `rotate`, plus watching and reporting.
@@ -303,6 +311,8 @@ impl RotateArgs {
         self.verify_command()?;
         seconds("verify-timeout", self.verify_timeout)?;
         seconds("settle", self.settle)?;
+        seconds("lock-timeout", self.lock_timeout)?;
+        seconds("lock-wait", self.lock_wait)?;
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //! Reconciles on start (a rotation that finds nothing to do costs no API probe), then
 //! waits for watcher ticks. A change that arrives during a rotation is handled right
 //! after it, with whatever the file then holds (latest wins). Inconclusive validations
-//! are retried with backoff until the file changes. A token that was refused, or whose
+//! (and an unreachable engine, or a target another rotator holds) are retried with
+//! backoff until the file changes. A token that was refused, or whose
 //! swap was rolled back, is not tried again until the file is written again (its mtime
 //! changes), so an unrelated event in the directory does not restart the bot.
 //! On shutdown, a rotation in progress may finish or roll back within a bound.
@@ -96,7 +97,7 @@ pub async fn run(
             };
             publish(&shared, &cfg, &report, &mut last_event);
             match report.outcome {
-                Outcome::Inconclusive | Outcome::EngineUnavailable => {
+                Outcome::Inconclusive | Outcome::EngineUnavailable | Outcome::Busy => {
                     tracing::info!(retry_in_secs = backoff.as_secs(), "will retry");
                     retry_at = Some(Instant::now() + backoff);
                     backoff = (backoff * 2).min(RETRY_MAX);

@@ -8,7 +8,8 @@
 //!   (whitespace stripped, shape checked, fingerprinted; never printed).
 //! - [`validate`]: ask the API whether the token works before anything is touched.
 //! - [`plan`]: resolve the target containers and decide which need the token, after
-//!   [`recover`] has finished or undone any swap a crash interrupted.
+//!   [`lock`] has locked them and [`recover`] has finished or undone any swap a crash
+//!   interrupted.
 //! - [`spec`]: derive each replacement's configuration from the old container's.
 //! - [`swap`]: create, stop, rename, start; roll back on any failure.
 //! - [`verify`]: prove the replacement is up and carries the new credential.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod docker;
 pub mod http;
+pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod plan;

@@ -11,6 +11,7 @@ use token_rotator::config::{
     ValidateMode,
 };
 use token_rotator::daemon::{DaemonConfig, Shared};
+use token_rotator::lock::Locker;
 use token_rotator::report::Outcome;
 use token_rotator::rotate::Rotator;
 use token_rotator::secret::read_token;
@@ -124,6 +125,10 @@ fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator
             timeout: seconds("verify-timeout", args.verify_timeout)?,
             exec: args.verify_command().context("--verify-exec")?,
         },
+        locker: Locker::new(
+            seconds("lock-timeout", args.lock_timeout)?,
+            seconds("lock-wait", args.lock_wait)?,
+        ),
     })
 }
 

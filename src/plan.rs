@@ -8,7 +8,8 @@ use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
 
 use crate::docker::{describe, is_not_found, own_container_id};
-use crate::recover::{recover, Marker, RecoverError};
+use crate::lock::{Lock, LockError, Locker};
+use crate::recover::{list_markers, recover, Marker, RecoverError};
 use crate::secret::{Fingerprint, Token};
 
 /// One resolved target container.
@@ -52,6 +53,9 @@ pub enum PlanError {
     /// The target is removed by the engine as soon as it stops.
     #[error("target container {0:?} has AutoRemove (--rm) set: stopping it would delete it, so it cannot be swapped safely; recreate it without --rm")]
     AutoRemove(String),
+    /// Another rotator is working on the target.
+    #[error(transparent)]
+    Locked(#[from] LockError),
     /// An interrupted swap could not be put right.
     #[error(transparent)]
     Recover(#[from] RecoverError),
@@ -60,36 +64,89 @@ pub enum PlanError {
     SwapLeftover(String),
 }
 
-/// The inspected targets, in the order given, without duplicates, and what recovery did.
+/// The result of planning: targets locked, recovered and inspected.
+#[derive(Debug)]
+pub struct Planned {
+    /// The targets, in the order given, without duplicates.
+    pub targets: Vec<Target>,
+    /// What recovery did.
+    pub recovered: Vec<String>,
+    /// The targets' locks, to release when the rotation ends.
+    pub locks: Vec<Lock>,
+}
+
+/// Locks every target (in name order, so two rotators cannot deadlock), recovers any
+/// interrupted swap, and inspects it. On error, the locks taken are released.
 pub async fn plan(
     docker: &Docker,
     names: &[String],
     env_var: &str,
     token: &Token,
+    locker: &Locker,
+) -> Result<Planned, PlanError> {
+    let mut locks = Vec::new();
+    let result = plan_locked(docker, names, env_var, token, locker, &mut locks).await;
+    match result {
+        Ok((targets, recovered)) => Ok(Planned {
+            targets,
+            recovered,
+            locks,
+        }),
+        Err(e) => {
+            for l in locks {
+                l.release(docker).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn plan_locked(
+    docker: &Docker,
+    names: &[String],
+    env_var: &str,
+    token: &Token,
+    locker: &Locker,
+    locks: &mut Vec<Lock>,
 ) -> Result<(Vec<Target>, Vec<String>), PlanError> {
-    let own_id = own_container_id();
-    let mut targets: Vec<Target> = Vec::with_capacity(names.len());
-    let mut recovered = Vec::new();
+    // The target's own name even when given by ID or found mid-swap, and an image for its lock.
+    let mut canonical: Vec<(String, String)> = Vec::with_capacity(names.len());
     for requested in names {
-        let mut inspect = inspect(docker, requested).await?;
-        // A crash may have left the target mid-swap; put it right before looking closer.
-        let name = match &inspect {
+        let (name, image) = match inspect(docker, requested).await? {
             Some(info) => {
                 let n = info
                     .name
                     .as_deref()
                     .unwrap_or(requested)
                     .trim_start_matches('/');
-                Marker::parse(n).map_or(n, |(target, _)| target).to_string()
+                let n = Marker::parse(n).map_or(n, |(target, _)| target).to_string();
+                (n, info.image.unwrap_or_default())
             }
-            None => requested.clone(),
+            None => {
+                let image = leftover_image(docker, requested).await?;
+                (
+                    requested.clone(),
+                    image.ok_or_else(|| PlanError::NotFound(requested.clone()))?,
+                )
+            }
         };
-        let actions = recover(docker, &name).await?;
-        if !actions.is_empty() || inspect.is_none() {
-            inspect = crate::plan::inspect(docker, &name).await?;
-        }
+        canonical.push((name, image));
+    }
+    let mut order: Vec<&(String, String)> = canonical.iter().collect();
+    order.sort();
+    order.dedup_by(|a, b| a.0 == b.0);
+    for (name, image) in order {
+        locks.push(locker.acquire(docker, name, image).await?);
+    }
+
+    let own_id = own_container_id();
+    let mut targets: Vec<Target> = Vec::with_capacity(names.len());
+    let mut recovered = Vec::new();
+    for (requested, (name, _)) in names.iter().zip(&canonical) {
+        // A crash may have left the target mid-swap; put it right before looking closer.
+        let actions = recover(docker, name).await?;
         recovered.extend(actions.into_iter().map(|a| format!("{name}: {a}")));
-        let Some(inspect) = inspect else {
+        let Some(inspect) = inspect(docker, name).await? else {
             return Err(PlanError::NotFound(requested.clone()));
         };
         let target = resolve(requested, inspect, env_var, token)?;
@@ -101,6 +158,17 @@ pub async fn plan(
         }
     }
     Ok((targets, recovered))
+}
+
+/// The image of a container left by an interrupted swap of `name`, if there is one.
+async fn leftover_image(docker: &Docker, name: &str) -> Result<Option<String>, PlanError> {
+    let leftovers = list_markers(docker, name)
+        .await
+        .map_err(|e| PlanError::Inspect {
+            name: name.to_string(),
+            reason: describe(&e),
+        })?;
+    Ok(leftovers.into_iter().find_map(|(_, c)| c.image_id))
 }
 
 /// Inspects a container; `None` if it does not exist.

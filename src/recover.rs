@@ -156,7 +156,7 @@ pub async fn recover(docker: &Docker, target: &str) -> Result<Vec<String>, Recov
 }
 
 /// Containers named `TARGET-tr-*-ROT`, old ones first so their replacements go with them.
-async fn list_markers(
+pub async fn list_markers(
     docker: &Docker,
     target: &str,
 ) -> Result<Vec<(Marker, ContainerSummary)>, bollard::errors::Error> {

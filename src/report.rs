@@ -63,6 +63,8 @@ pub enum Outcome {
     BadTarget,
     /// The engine could not be reached; nothing touched.
     EngineUnavailable,
+    /// Another rotator holds a target's lock; nothing touched.
+    Busy,
     /// A swap failed and was rolled back.
     RolledBack,
     /// A swap failed and its rollback failed too: needs an operator.
@@ -79,6 +81,7 @@ impl Outcome {
             Outcome::Inconclusive => "inconclusive",
             Outcome::BadTarget => "bad_target",
             Outcome::EngineUnavailable => "engine_unavailable",
+            Outcome::Busy => "busy",
             Outcome::RolledBack => "rolled_back",
             Outcome::RollbackFailed => "rollback_failed",
         }
@@ -93,6 +96,7 @@ impl Outcome {
             Outcome::BadTarget | Outcome::RolledBack => 4,
             Outcome::EngineUnavailable => 5,
             Outcome::RollbackFailed => 6,
+            Outcome::Busy => 7,
         }
     }
 }

@@ -11,6 +11,7 @@ use bollard::Docker;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use crate::lock::{LockError, Locker};
 use crate::plan::{plan, PlanError, Target};
 use crate::recover::RecoverError;
 use crate::report::{Outcome, RotationReport, TargetOutcome, TargetReport};
@@ -37,6 +38,8 @@ pub struct Rotator {
     pub containers: Vec<String>,
     /// Verification settings (also holds the env var name).
     pub verify: VerifyConfig,
+    /// Takes the per-target locks.
+    pub locker: Locker,
 }
 
 impl Rotator {
@@ -61,23 +64,46 @@ impl Rotator {
         let mut report = report.with_fingerprint(token.fingerprint());
         tracing::info!(fingerprint = %token.fingerprint(), "read token");
 
-        let targets = match plan(&self.docker, &self.containers, &self.verify.env_var, &token).await
+        let planned = match plan(
+            &self.docker,
+            &self.containers,
+            &self.verify.env_var,
+            &token,
+            &self.locker,
+        )
+        .await
         {
-            Ok((t, recovered)) => {
-                report.recovered = recovered;
-                t
-            }
+            Ok(p) => p,
             Err(e) => {
                 tracing::error!("{e}");
                 let outcome = match e {
-                    PlanError::Inspect { .. } | PlanError::Recover(RecoverError::Engine { .. }) => {
-                        Outcome::EngineUnavailable
-                    }
+                    PlanError::Inspect { .. }
+                    | PlanError::Recover(RecoverError::Engine { .. })
+                    | PlanError::Locked(LockError::Engine { .. }) => Outcome::EngineUnavailable,
+                    PlanError::Locked(LockError::Held { .. }) => Outcome::Busy,
                     _ => Outcome::BadTarget,
                 };
                 return report.finish(outcome, Some(e.to_string()), started.elapsed());
             }
         };
+        report.recovered = planned.recovered;
+        let report = self
+            .validate_and_swap(report, &planned.targets, &token, started)
+            .await;
+        for lock in planned.locks {
+            lock.release(&self.docker).await;
+        }
+        report
+    }
+
+    /// The part of a rotation that runs under the targets' locks.
+    async fn validate_and_swap(
+        &self,
+        mut report: RotationReport,
+        targets: &[Target],
+        token: &Token,
+        started: Instant,
+    ) -> RotationReport {
         if targets.iter().all(|t| t.up_to_date) {
             report.targets = targets
                 .iter()
@@ -88,7 +114,7 @@ impl Rotator {
         }
 
         let verdict = match &self.validator {
-            Some(v) => v.validate(&token).await,
+            Some(v) => v.validate(token).await,
             None => {
                 tracing::warn!(fingerprint = %token.fingerprint(), "validation skipped (--validate none): the token goes in unchecked");
                 Verdict::Skipped
@@ -109,7 +135,7 @@ impl Rotator {
             return report.finish(outcome, Some(msg), started.elapsed());
         }
 
-        let (lines, outcome, error) = self.swap_all(&targets, &token, &report.rotation_id).await;
+        let (lines, outcome, error) = self.swap_all(targets, token, &report.rotation_id).await;
         report.targets = lines;
         report.finish(outcome, error, started.elapsed())
     }

@@ -208,3 +208,129 @@ fn recovery_restores_the_very_same_old_container_when_the_token_is_not_retried()
     assert_eq!(inspect(&name)["State"]["Running"], true);
     assert_eq!(scope.containers(), vec![name]);
 }
+
+#[test]
+fn two_rotators_never_interleave_and_a_dead_holders_lock_is_taken_over() {
+    let scope = Scope::new("crash-lock");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let file = scope.secret_file(&new);
+    let args = [
+        "rotate",
+        "--secret-file",
+        s(&file),
+        "--api-base-url",
+        &api.base_url(),
+        "--container",
+        &name,
+        "--settle",
+        "0.3",
+        "--lock-wait",
+        "1",
+    ];
+
+    // A pauses mid-swap, alive, holding the lock.
+    let mut a = Command::new(fault_binary())
+        .args(args)
+        .env("TOKEN_ROTATOR_PAUSE_AT", "after-start")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(a.stderr.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap_or_default().contains("FAULT-POINT after-start")));
+    let mid_swap = scope.containers();
+
+    let b = rotator(&args);
+    assert_eq!(b.code, 7, "{b:?}");
+    assert!(
+        b.stdout
+            .contains("is being rotated by another token-rotator"),
+        "{b:?}"
+    );
+    let mut after_b = scope.containers();
+    let mut before_b = mid_swap.clone();
+    after_b.sort();
+    before_b.sort();
+    assert_eq!(
+        after_b, before_b,
+        "B touched nothing, not even A's swap in progress"
+    );
+
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let c = rotator(&args);
+    assert_eq!(c.code, 0, "C takes over the dead holder's lock: {c:?}");
+    assert!(c.stdout.contains("restored the old container"), "{c:?}");
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
+    assert_eq!(
+        scope.containers(),
+        vec![name.clone()],
+        "no lock or temporary container left"
+    );
+}
+
+#[test]
+fn a_lock_from_another_host_is_honoured_until_it_expires() {
+    let scope = Scope::new("crash-lock-host");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let file = scope.secret_file(&new);
+    let lock = format!("{name}-tr-lock");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let since = format!("token-rotator.lock.since={}", now - 120);
+    let label = format!("{}={}", support::SCOPE_LABEL, scope.prefix);
+    support::docker(&[
+        "create",
+        "--name",
+        &lock,
+        "--label",
+        &label,
+        "--label",
+        "token-rotator.lock.host=elsewhere",
+        "--label",
+        "token-rotator.lock.pid=1",
+        "--label",
+        &since,
+        "--entrypoint",
+        "/x",
+        support::bot_image(),
+    ]);
+    let run = |timeout: &str| {
+        rotator(&[
+            "rotate",
+            "--secret-file",
+            s(&file),
+            "--api-base-url",
+            &api.base_url(),
+            "--container",
+            &name,
+            "--settle",
+            "0.3",
+            "--lock-wait",
+            "0",
+            "--lock-timeout",
+            timeout,
+        ])
+    };
+    let held = run("600");
+    assert_eq!(held.code, 7, "{held:?}");
+    assert!(
+        held.stdout.contains("(on elsewhere, pid 1, for 12"),
+        "{held:?}"
+    );
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
+
+    let expired = run("60");
+    assert_eq!(
+        expired.code, 0,
+        "a 2-minute-old lock expires after 60s: {expired:?}"
+    );
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
+    assert_eq!(scope.containers(), vec![name]);
+}

@@ -240,7 +240,9 @@ fn rotating_to_the_token_already_carried_touches_nothing_and_asks_no_api() {
     let scope = Scope::new("noop");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
-    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+    // The bot authenticates against its own stand-in: only the rotator's probes reach `api`.
+    let bot_api = StandInApi::start();
+    let name = host_bot(&scope, "bot", &old, &bot_api.base_url(), &[]);
     let file = scope.secret_file(&new);
     let first = rotate(&file, &api, &[&name], &[]);
     assert_eq!(first.code, 0, "{first:?}");

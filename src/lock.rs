@@ -1,0 +1,209 @@
+//! A per-target lock the engine can see, so two rotators never interleave swaps (nor does
+//! one "recover" a swap another is still making).
+//!
+//! The lock is a container created (never started) under the name `TARGET-tr-lock`: the
+//! engine makes names unique atomically. Its labels say who holds it and since when. A
+//! holder is taken to be dead when it ran on this host and its process is gone (or this
+//! process is its restarted self: same host, same PID, another instance), or when the
+//! lock is older than the configured timeout.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, InspectContainerOptions};
+use bollard::Docker;
+
+use crate::docker::{describe, remove_keep_volumes};
+
+const LABEL_HOST: &str = "token-rotator.lock.host";
+const LABEL_PID: &str = "token-rotator.lock.pid";
+const LABEL_INSTANCE: &str = "token-rotator.lock.instance";
+const LABEL_SINCE: &str = "token-rotator.lock.since";
+
+/// Who this process is, and how long others' locks are honoured.
+#[derive(Debug, Clone)]
+pub struct Locker {
+    host: String,
+    pid: u32,
+    instance: String,
+    /// A lock older than this is taken over.
+    pub stale_after: Duration,
+    /// How long to wait for a live holder before giving up.
+    pub wait: Duration,
+}
+
+/// A held lock; release it with [`Lock::release`].
+#[derive(Debug)]
+pub struct Lock {
+    id: String,
+}
+
+/// The lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another rotator holds it.
+    #[error("target {target:?} is being rotated by another token-rotator (on {host}, pid {pid}, for {age_secs}s); waited {waited_secs}s. If that rotator is dead, its lock expires after {stale_secs}s, or remove the container {target}-tr-lock")]
+    Held {
+        /// The target.
+        target: String,
+        /// Holder's host name.
+        host: String,
+        /// Holder's PID.
+        pid: String,
+        /// Age of the lock.
+        age_secs: u64,
+        /// How long we waited.
+        waited_secs: u64,
+        /// When it would be taken over.
+        stale_secs: u64,
+    },
+    /// The engine failed.
+    #[error("cannot lock target {target:?}: {reason}")]
+    Engine {
+        /// The target.
+        target: String,
+        /// The engine's answer.
+        reason: String,
+    },
+}
+
+impl Locker {
+    /// This process as a lock holder.
+    pub fn new(stale_after: Duration, wait: Duration) -> Locker {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        Locker {
+            host,
+            pid: std::process::id(),
+            instance: crate::rotate::new_rotation_id(),
+            stale_after,
+            wait,
+        }
+    }
+
+    /// Takes the lock of `target`, creating the marker from `image` (any local image will do).
+    pub async fn acquire(
+        &self,
+        docker: &Docker,
+        target: &str,
+        image: &str,
+    ) -> Result<Lock, LockError> {
+        let name = format!("{target}-tr-lock");
+        let fail = |e: bollard::errors::Error| LockError::Engine {
+            target: target.to_string(),
+            reason: describe(&e),
+        };
+        let started = std::time::Instant::now();
+        loop {
+            match docker
+                .create_container(
+                    Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                    self.body(image),
+                )
+                .await
+            {
+                Ok(created) => return Ok(Lock { id: created.id }),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => {}
+                Err(e) => return Err(fail(e)),
+            }
+            let held = match docker
+                .inspect_container(&name, None::<InspectContainerOptions>)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) if crate::docker::is_not_found(&e) => continue, // released meanwhile
+                Err(e) => return Err(fail(e)),
+            };
+            let labels = held.config.and_then(|c| c.labels).unwrap_or_default();
+            let age = age(&labels);
+            if self.holder_is_dead(&labels) || age >= self.stale_after {
+                tracing::warn!(
+                    container = target,
+                    age_secs = age.as_secs(),
+                    "taking over the lock of a rotator that is gone"
+                );
+                remove_keep_volumes(docker, held.id.as_deref().unwrap_or(&name))
+                    .await
+                    .map_err(fail)?;
+                continue;
+            }
+            if started.elapsed() >= self.wait {
+                return Err(LockError::Held {
+                    target: target.to_string(),
+                    host: labels.get(LABEL_HOST).cloned().unwrap_or_default(),
+                    pid: labels.get(LABEL_PID).cloned().unwrap_or_default(),
+                    age_secs: age.as_secs(),
+                    waited_secs: started.elapsed().as_secs(),
+                    stale_secs: self.stale_after.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn body(&self, image: &str) -> ContainerCreateBody {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never started: the entrypoint only satisfies create's need for a command.
+            entrypoint: Some(vec!["/token-rotator-lock".into()]),
+            labels: Some(HashMap::from([
+                (LABEL_HOST.to_string(), self.host.clone()),
+                (LABEL_PID.to_string(), self.pid.to_string()),
+                (LABEL_INSTANCE.to_string(), self.instance.clone()),
+                (LABEL_SINCE.to_string(), since.to_string()),
+            ])),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn holder_is_dead(&self, labels: &HashMap<String, String>) -> bool {
+        if labels.get(LABEL_HOST) != Some(&self.host) {
+            return false; // another host: only the timeout can tell
+        }
+        if labels.get(LABEL_INSTANCE) == Some(&self.instance) {
+            return false; // ours
+        }
+        match labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) {
+            Some(pid) if pid == self.pid => true, // this process restarted (a container's PID 1)
+            Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            None => false,
+        }
+    }
+}
+
+fn age(labels: &HashMap<String, String>) -> Duration {
+    let since = labels
+        .get(LABEL_SINCE)
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Duration::from_secs(now.saturating_sub(since))
+}
+
+impl Lock {
+    /// Removes the lock container.
+    pub async fn release(self, docker: &Docker) {
+        if let Err(e) = remove_keep_volumes(docker, &self.id).await {
+            tracing::warn!(
+                "cannot release a target lock ({}): {}",
+                crate::docker::short(&self.id),
+                describe(&e)
+            );
+        }
+    }
+}
