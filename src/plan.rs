@@ -37,6 +37,9 @@ pub enum PlanError {
     /// No such container.
     #[error("target container {0:?} does not exist: check the name with `docker ps -a`")]
     NotFound(String),
+    /// An ID prefix that matches several containers.
+    #[error("target container {0:?} matches more than one container (an ID prefix?): use its full name or ID")]
+    Ambiguous(String),
     /// The engine refused or failed the inspect.
     #[error("cannot inspect target container {name:?}: {reason}")]
     Inspect {
@@ -182,6 +185,9 @@ async fn inspect(
     {
         Ok(info) => Ok(Some(info)),
         Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) if describe(&e).contains("Multiple IDs found") => {
+            Err(PlanError::Ambiguous(name.to_string()))
+        }
         Err(e) => Err(PlanError::Inspect {
             name: name.to_string(),
             reason: describe(&e),

@@ -606,3 +606,40 @@ fn watcher_starts_once_the_secret_directory_appears() {
     expect_rotated(&d, &name, &new, 1, "directory created after start");
     assert_eq!(http_get(&d.listen, "/readyz").0, 200);
 }
+
+#[test]
+fn a_deleted_secret_file_is_waited_for_and_the_bot_left_alone() {
+    let f = Fixture::new("daemon-deleted");
+    let Fixture {
+        name,
+        file,
+        old,
+        api,
+        ..
+    } = &f;
+    let d = f.daemon(&[]);
+    let id = support::inspect(name)["Id"].clone();
+    std::fs::remove_file(file).unwrap();
+    assert!(
+        wait_until(10.0, || d.rotations("rejected") >= 1),
+        "{}",
+        d.logs()
+    );
+    assert!(
+        d.logs()
+            .contains("secret file /secrets/token does not exist"),
+        "{}",
+        d.logs()
+    );
+    assert_eq!(http_get(&d.listen, "/healthz").0, 200, "still running");
+    assert_eq!(
+        http_get(&d.listen, "/readyz").0,
+        503,
+        "not ready without its secret"
+    );
+    assert_eq!(support::inspect(name)["Id"], id, "the bot was left alone");
+    assert!(carries(name, old));
+    let new = accepted(api);
+    write_in_place(file, &new);
+    expect_rotated(&d, name, &new, 1, "file written again");
+}
