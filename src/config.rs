@@ -178,6 +178,11 @@ pub struct RotateArgs {
     /// How long to wait for a target locked by a live rotator, in seconds.
     #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_LOCK_WAIT")]
     pub lock_wait: f64,
+
+    /// How long to ride out an unreachable engine (a restart) while undoing or finishing
+    /// a swap, in seconds.
+    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_ENGINE_RETRY")]
+    pub engine_retry: f64,
 }
 
 /// Flags of `run`: those of `rotate`, plus watching and reporting.
@@ -313,6 +318,7 @@ impl RotateArgs {
         seconds("settle", self.settle)?;
         seconds("lock-timeout", self.lock_timeout)?;
         seconds("lock-wait", self.lock_wait)?;
+        seconds("engine-retry", self.engine_retry)?;
         Ok(())
     }
 

@@ -97,7 +97,11 @@ pub async fn run(
             };
             publish(&shared, &cfg, &report, &mut last_event);
             match report.outcome {
-                Outcome::Inconclusive | Outcome::EngineUnavailable | Outcome::Busy => {
+                // A failed rollback is retried too: the next run starts by recovering.
+                Outcome::Inconclusive
+                | Outcome::EngineUnavailable
+                | Outcome::Busy
+                | Outcome::RollbackFailed => {
                     tracing::info!(retry_in_secs = backoff.as_secs(), "will retry");
                     retry_at = Some(Instant::now() + backoff);
                     backoff = (backoff * 2).min(RETRY_MAX);
@@ -107,10 +111,7 @@ pub async fn run(
                     backoff = RETRY_FIRST;
                     let failed = matches!(
                         outcome,
-                        Outcome::Rejected
-                            | Outcome::RolledBack
-                            | Outcome::RollbackFailed
-                            | Outcome::BadTarget
+                        Outcome::Rejected | Outcome::RolledBack | Outcome::BadTarget
                     );
                     last_failed = if failed {
                         current_content(&cfg.watch.path)

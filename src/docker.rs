@@ -80,6 +80,14 @@ pub fn describe(e: &bollard::errors::Error) -> String {
             status_code,
             message,
         } => format!("engine answered {status_code}: {}", message.trim()),
+        other if is_transport(other) => {
+            // The innermost cause (e.g. "Connection refused") says more than hyper's wrapper.
+            let mut cause: &dyn std::error::Error = other;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            format!("engine unreachable ({cause})")
+        }
         other => other.to_string(),
     }
 }
@@ -93,6 +101,47 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+/// Whether an error means the engine could not be reached (as opposed to an answer from it).
+pub fn is_transport(e: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        e,
+        E::RequestTimeoutError
+            | E::IOError { .. }
+            | E::HyperResponseError { .. }
+            | E::HyperLegacyError { .. }
+            | E::SocketNotFoundError(_)
+    )
+}
+
+/// Runs `op`, retrying it with backoff while the engine cannot be reached, for up to
+/// `window` (an engine restart takes seconds). Answers from the engine are returned as is.
+pub async fn retrying<T, Fut>(
+    window: Duration,
+    what: &str,
+    mut op: impl FnMut() -> Fut,
+) -> Result<T, bollard::errors::Error>
+where
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match op().await {
+            Err(e) if is_transport(&e) && started.elapsed() < window => {
+                tracing::warn!(
+                    retry_in_ms = delay.as_millis() as u64,
+                    "could not {what}, retrying: {}",
+                    describe(&e)
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Force-removes a container, keeping its volumes (another container may use them).

@@ -125,6 +125,7 @@ fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator
             timeout: seconds("verify-timeout", args.verify_timeout)?,
             exec: args.verify_command().context("--verify-exec")?,
         },
+        engine_retry: seconds("engine-retry", args.engine_retry)?,
         locker: Locker::new(
             seconds("lock-timeout", args.lock_timeout)?,
             seconds("lock-wait", args.lock_wait)?,

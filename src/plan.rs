@@ -6,6 +6,7 @@
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
+use std::time::Duration;
 
 use crate::docker::{describe, is_not_found, own_container_id};
 use crate::lock::{Lock, LockError, Locker};
@@ -86,9 +87,19 @@ pub async fn plan(
     env_var: &str,
     token: &Token,
     locker: &Locker,
+    engine_retry: Duration,
 ) -> Result<Planned, PlanError> {
     let mut locks = Vec::new();
-    let result = plan_locked(docker, names, env_var, token, locker, &mut locks).await;
+    let result = plan_locked(
+        docker,
+        names,
+        env_var,
+        token,
+        locker,
+        engine_retry,
+        &mut locks,
+    )
+    .await;
     match result {
         Ok((targets, recovered)) => Ok(Planned {
             targets,
@@ -110,6 +121,7 @@ async fn plan_locked(
     env_var: &str,
     token: &Token,
     locker: &Locker,
+    engine_retry: Duration,
     locks: &mut Vec<Lock>,
 ) -> Result<(Vec<Target>, Vec<String>), PlanError> {
     // The target's own name even when given by ID or found mid-swap, and an image for its lock.
@@ -147,7 +159,7 @@ async fn plan_locked(
     let mut recovered = Vec::new();
     for (requested, (name, _)) in names.iter().zip(&canonical) {
         // A crash may have left the target mid-swap; put it right before looking closer.
-        let actions = recover(docker, name).await?;
+        let actions = recover(docker, name, engine_retry).await?;
         recovered.extend(actions.into_iter().map(|a| format!("{name}: {a}")));
         let Some(inspect) = inspect(docker, name).await? else {
             return Err(PlanError::NotFound(requested.clone()));

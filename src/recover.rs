@@ -19,8 +19,8 @@ use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBu
 use bollard::Docker;
 
 use crate::docker::{
-    describe, is_not_found, remove_keep_volumes as remove, rename, short, start, LABEL_OLD_RUNNING,
-    LABEL_REPLACES,
+    describe, is_not_found, remove_keep_volumes as remove, rename, retrying, short, start,
+    LABEL_OLD_RUNNING, LABEL_REPLACES,
 };
 
 /// The kinds of temporary name a swap gives containers.
@@ -92,14 +92,23 @@ pub enum RecoverError {
 }
 
 /// Puts `target` right after an interrupted swap. Returns what was done, for the report.
-pub async fn recover(docker: &Docker, target: &str) -> Result<Vec<String>, RecoverError> {
+/// Engine operations ride out an unreachable engine for up to `window`.
+pub async fn recover(
+    docker: &Docker,
+    target: &str,
+    window: std::time::Duration,
+) -> Result<Vec<String>, RecoverError> {
     let fail = |e: bollard::errors::Error| RecoverError::Engine {
         target: target.to_string(),
         reason: describe(&e),
     };
     let mut done = Vec::new();
     let mut removed: Vec<String> = Vec::new();
-    let leftovers = list_markers(docker, target).await.map_err(fail)?;
+    let leftovers = retrying(window, "list leftovers of a swap", || {
+        list_markers(docker, target)
+    })
+    .await
+    .map_err(fail)?;
     for (marker, c) in &leftovers {
         let id = c.id.clone().unwrap_or_default();
         if removed.contains(&id) {
@@ -114,8 +123,16 @@ pub async fn recover(docker: &Docker, target: &str) -> Result<Vec<String>, Recov
                 ));
             }
             Marker::Old | Marker::Stopped => {
-                for n in replacements_of(docker, &id).await.map_err(fail)? {
-                    remove(docker, &n).await.map_err(fail)?;
+                let replacements =
+                    retrying(window, "find replacements", || replacements_of(docker, &id))
+                        .await
+                        .map_err(fail)?;
+                for n in replacements {
+                    retrying(window, "remove an unverified replacement", || {
+                        remove(docker, &n)
+                    })
+                    .await
+                    .map_err(fail)?;
                     done.push(format!("removed unverified replacement {}", short(&n)));
                     removed.push(n);
                 }
@@ -125,9 +142,15 @@ pub async fn recover(docker: &Docker, target: &str) -> Result<Vec<String>, Recov
                         holder: short(&holder).to_string(),
                     });
                 }
-                rename(docker, &id, target).await.map_err(fail)?;
+                retrying(window, "give the old container its name back", || {
+                    rename(docker, &id, target)
+                })
+                .await
+                .map_err(fail)?;
                 if *marker == Marker::Old {
-                    start(docker, &id).await.map_err(fail)?;
+                    retrying(window, "start the old container", || start(docker, &id))
+                        .await
+                        .map_err(fail)?;
                 }
                 done.push(format!(
                     "restored the old container {} under its name",
@@ -136,13 +159,19 @@ pub async fn recover(docker: &Docker, target: &str) -> Result<Vec<String>, Recov
             }
             Marker::New => {
                 // The original still has its name: the crash came before it was set aside.
-                remove(docker, &id).await.map_err(fail)?;
+                retrying(window, "remove an unfinished replacement", || {
+                    remove(docker, &id)
+                })
+                .await
+                .map_err(fail)?;
                 done.push(format!("removed unfinished replacement {}", short(&id)));
                 let labels = c.labels.clone().unwrap_or_default();
                 let was_running = labels.get(LABEL_OLD_RUNNING).map(String::as_str) == Some("true");
                 if let Some(old_id) = labels.get(LABEL_REPLACES) {
                     if was_running && is_stopped(docker, old_id).await.map_err(fail)? {
-                        start(docker, old_id).await.map_err(fail)?;
+                        retrying(window, "start the old container", || start(docker, old_id))
+                            .await
+                            .map_err(fail)?;
                         done.push(format!("started the old container {} again", short(old_id)));
                     }
                 }

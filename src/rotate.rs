@@ -40,6 +40,8 @@ pub struct Rotator {
     pub verify: VerifyConfig,
     /// Takes the per-target locks.
     pub locker: Locker,
+    /// How long to ride out an unreachable engine while undoing or finishing a swap.
+    pub engine_retry: std::time::Duration,
 }
 
 impl Rotator {
@@ -70,6 +72,7 @@ impl Rotator {
             &self.verify.env_var,
             &token,
             &self.locker,
+            self.engine_retry,
         )
         .await
         {
@@ -150,6 +153,7 @@ impl Rotator {
             rotation_id: rotation_id.to_string(),
             env_var: self.verify.env_var.clone(),
             verify: self.verify.clone(),
+            engine_retry: self.engine_retry,
         };
         let mut lines = Vec::with_capacity(targets.len());
         let mut failure: Option<(Outcome, String)> = None;
@@ -185,10 +189,11 @@ impl Rotator {
                 Err(e) => {
                     let rollback_ok = !matches!(e.rollback, Rollback::Failed(_));
                     tracing::error!(rollback_ok, "{e}");
-                    let outcome = if rollback_ok {
-                        Outcome::RolledBack
-                    } else {
-                        Outcome::RollbackFailed
+                    // An engine outage says nothing about the token: retried, not refused.
+                    let outcome = match (rollback_ok, e.engine_unreachable) {
+                        (false, _) => Outcome::RollbackFailed,
+                        (true, true) => Outcome::EngineUnavailable,
+                        (true, false) => Outcome::RolledBack,
                     };
                     failure = Some((outcome, e.to_string()));
                     lines.push(line(

@@ -11,11 +11,12 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
+use std::time::Duration;
 
 pub use crate::docker::short;
 use crate::docker::{
-    describe, remove_keep_volumes, rename, LABEL_FINGERPRINT, LABEL_OLD_RUNNING, LABEL_REPLACES,
-    LABEL_ROTATION, LABEL_SWAPPED_AT, LABEL_TARGET_NAME,
+    describe, remove_keep_volumes, rename, retrying, start, LABEL_FINGERPRINT, LABEL_OLD_RUNNING,
+    LABEL_REPLACES, LABEL_ROTATION, LABEL_SWAPPED_AT, LABEL_TARGET_NAME,
 };
 use crate::plan::Target;
 use crate::recover::Marker;
@@ -71,6 +72,9 @@ pub struct SwapError {
     pub reason: String,
     /// What the rollback did.
     pub rollback: Rollback,
+    /// Whether it failed because the engine could not be reached (worth retrying later),
+    /// rather than because of the replacement.
+    pub engine_unreachable: bool,
 }
 
 /// The result of undoing a failed swap.
@@ -89,7 +93,7 @@ impl std::fmt::Display for Rollback {
         match self {
             Rollback::NothingToUndo => f.write_str("nothing was changed"),
             Rollback::Restored => f.write_str("rolled back: the old container is back as it was"),
-            Rollback::Failed(e) => write!(f, "ROLLBACK FAILED, check the container by hand: {e}"),
+            Rollback::Failed(e) => write!(f, "ROLLBACK FAILED: {e}"),
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct SwapContext {
     pub env_var: String,
     /// How to verify the replacement.
     pub verify: VerifyConfig,
+    /// How long to ride out an unreachable engine while undoing or finishing a swap.
+    pub engine_retry: Duration,
 }
 
 /// How far a swap got: what a rollback must undo.
@@ -136,13 +142,22 @@ pub async fn swap(
         Ok(new_id) => {
             // Renamed first: `-tr-done-` tells a recovery the swap was verified.
             let done = Marker::Done.name(&target.name, &ctx.rotation_id);
-            let renamed = rename(docker, &target.id, &done).await;
+            let w = ctx.engine_retry;
+            let renamed = retrying(w, "mark the old container done", || {
+                rename(docker, &target.id, &done)
+            })
+            .await;
             fault_point("before-remove").await;
-            let cleanup_warning = match renamed {
-                Ok(()) => remove_container(docker, &target.id).await.err(),
-                Err(e) => Some(describe(&e)),
-            }
-            .map(|e| {
+            let removed = match renamed {
+                Ok(()) => {
+                    retrying(w, "remove the old container", || {
+                        remove_keep_volumes(docker, &target.id)
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            let cleanup_warning = removed.err().map(|e| describe(&e)).map(|e| {
                 format!(
                     "the old container {} could not be removed: {e}",
                     short(&target.id)
@@ -154,12 +169,17 @@ pub async fn swap(
                 cleanup_warning,
             })
         }
-        Err((step, reason)) => {
-            let rollback = roll_back(docker, target, &progress).await;
+        Err(Failed {
+            step,
+            reason,
+            engine_unreachable,
+        }) => {
+            let rollback = roll_back(docker, target, &progress, ctx.engine_retry).await;
             Err(SwapError {
                 name: target.name.clone(),
                 step,
                 reason,
+                engine_unreachable,
                 rollback,
             })
         }
@@ -183,16 +203,44 @@ fn aside_name(target: &Target, ctx: &SwapContext) -> String {
 
 /// Pauses at `step` when built with the `fault-injection` feature and
 /// `TOKEN_ROTATOR_PAUSE_AT=step`, so a test can SIGKILL the process exactly there.
+/// With `TOKEN_ROTATOR_RESUME_FILE` set, it resumes once that file exists.
 #[cfg(feature = "fault-injection")]
 async fn fault_point(step: &str) {
     if std::env::var("TOKEN_ROTATOR_PAUSE_AT").as_deref() == Ok(step) {
         eprintln!("FAULT-POINT {step}");
-        std::future::pending::<()>().await;
+        let resume = std::env::var_os("TOKEN_ROTATOR_RESUME_FILE");
+        loop {
+            if resume
+                .as_ref()
+                .is_some_and(|f| std::path::Path::new(f).exists())
+            {
+                eprintln!("FAULT-RESUMED {step}");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
 #[cfg(not(feature = "fault-injection"))]
 async fn fault_point(_step: &str) {}
+
+/// Where and why a step failed.
+struct Failed {
+    step: Step,
+    reason: String,
+    engine_unreachable: bool,
+}
+
+impl Failed {
+    fn verify(e: VerifyError) -> Failed {
+        Failed {
+            step: Step::Verify,
+            engine_unreachable: e.is_engine_unreachable(),
+            reason: e.to_string(),
+        }
+    }
+}
 
 async fn run_steps(
     docker: &Docker,
@@ -200,8 +248,14 @@ async fn run_steps(
     token: &Token,
     ctx: &SwapContext,
     progress: &mut Progress,
-) -> Result<String, (Step, String)> {
-    let at = |step: Step| move |e: bollard::errors::Error| (step, describe(&e));
+) -> Result<String, Failed> {
+    let at = |step: Step| {
+        move |e: bollard::errors::Error| Failed {
+            step,
+            reason: describe(&e),
+            engine_unreachable: crate::docker::is_transport(&e),
+        }
+    };
 
     let image = image_ref(docker, target).await;
     let labels = [
@@ -220,7 +274,11 @@ async fn run_steps(
         token.expose(),
         &labels,
     )
-    .map_err(|e: SpecError| (Step::Prepare, e.to_string()))?;
+    .map_err(|e: SpecError| Failed {
+        step: Step::Prepare,
+        reason: e.to_string(),
+        engine_unreachable: false,
+    })?;
 
     let created = docker
         .create_container(
@@ -267,7 +325,7 @@ async fn run_steps(
         // A stopped target gets a stopped replacement: starting it would override the operator.
         verify_env_only(docker, &new_id, token, &ctx.env_var)
             .await
-            .map_err(|e| (Step::Verify, e.to_string()))?;
+            .map_err(Failed::verify)?;
         return Ok(new_id);
     }
     docker
@@ -283,7 +341,7 @@ async fn run_steps(
     fault_point("during-verify").await;
     verify(docker, &new_id, token, &ctx.verify)
         .await
-        .map_err(|e: VerifyError| (Step::Verify, e.to_string()))?;
+        .map_err(Failed::verify)?;
     Ok(new_id)
 }
 
@@ -306,18 +364,36 @@ async fn image_ref(docker: &Docker, target: &Target) -> String {
     id
 }
 
-/// Undoes whatever `progress` says was done. Never removes volumes.
-async fn roll_back(docker: &Docker, target: &Target, progress: &Progress) -> Rollback {
+/// Undoes whatever `progress` says was done, riding out an engine restart for up to
+/// `window`. Never removes volumes.
+async fn roll_back(
+    docker: &Docker,
+    target: &Target,
+    progress: &Progress,
+    window: Duration,
+) -> Rollback {
     let Some(new_id) = &progress.new_id else {
         return Rollback::NothingToUndo;
     };
     let mut problems = Vec::new();
     // Removing the replacement (forced, which stops it) frees the original name.
-    if let Err(e) = remove_container(docker, new_id).await {
-        problems.push(format!("removing the replacement {}: {e}", short(new_id)));
+    let removed = retrying(window, "remove the replacement", || {
+        remove_keep_volumes(docker, new_id)
+    })
+    .await;
+    if let Err(e) = removed {
+        problems.push(format!(
+            "removing the replacement {}: {}",
+            short(new_id),
+            describe(&e)
+        ));
     }
     if progress.old_renamed {
-        if let Err(e) = rename(docker, &target.id, &target.name).await {
+        let renamed = retrying(window, "rename the old container back", || {
+            rename(docker, &target.id, &target.name)
+        })
+        .await;
+        if let Err(e) = renamed {
             problems.push(format!(
                 "renaming {} back to {}: {}",
                 short(&target.id),
@@ -327,20 +403,22 @@ async fn roll_back(docker: &Docker, target: &Target, progress: &Progress) -> Rol
         }
     }
     if progress.old_stopped {
-        if let Err(e) = docker
-            .start_container(
-                &target.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-        {
+        let started = retrying(window, "start the old container again", || {
+            start(docker, &target.id)
+        })
+        .await;
+        if let Err(e) = started {
             problems.push(format!("restarting the old container: {}", describe(&e)));
         }
     }
     if problems.is_empty() {
         Rollback::Restored
     } else {
-        Rollback::Failed(problems.join("; "))
+        Rollback::Failed(format!(
+            "{}; the next `token-rotator rotate` or `run` finishes the recovery from the names \
+             and labels in the engine (or check the container by hand)",
+            problems.join("; ")
+        ))
     }
 }
 
@@ -359,13 +437,6 @@ async fn connect(
             },
         )
         .await
-}
-
-/// Force-removes a container, keeping its volumes (the other container may use them).
-async fn remove_container(docker: &Docker, id: &str) -> Result<(), String> {
-    remove_keep_volumes(docker, id)
-        .await
-        .map_err(|e| describe(&e))
 }
 
 /// Whether a container exists (used by callers after a failed rollback).

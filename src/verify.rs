@@ -67,11 +67,28 @@ pub enum VerifyError {
         /// The last thing still missing.
         last: String,
     },
+    /// The engine could not be reached until the timeout ran out.
+    #[error("not verified within {secs:.0}s: {reason}")]
+    EngineUnreachable {
+        /// The timeout.
+        secs: f64,
+        /// The last connection error.
+        reason: String,
+    },
+}
+
+impl VerifyError {
+    /// Whether it failed because the engine was gone, not because of the container.
+    pub fn is_engine_unreachable(&self) -> bool {
+        matches!(self, VerifyError::EngineUnreachable { .. })
+    }
 }
 
 /// A condition still pending (retry) or failed for good (roll back now).
 enum Check {
     Pending(String),
+    /// Pending because the engine cannot be reached (a restart): also retried.
+    Unreachable(String),
     Failed(VerifyError),
 }
 
@@ -85,17 +102,39 @@ pub async fn verify(
     let deadline = Instant::now() + cfg.timeout.max(cfg.settle);
     // Measure the settle period from the first time we see this run of the container.
     let mut seen_start: Option<(String, Instant)> = None;
+    let mut was_unreachable = false;
     loop {
-        let pending = match check_once(docker, id, token, cfg, &mut seen_start).await {
+        let (pending, unreachable) = match check_once(docker, id, token, cfg, &mut seen_start).await
+        {
             Ok(()) => return Ok(()),
             Err(Check::Failed(e)) => return Err(e),
-            Err(Check::Pending(why)) => why,
+            Err(Check::Pending(why)) => (why, false),
+            Err(Check::Unreachable(why)) => (why, true),
         };
         if Instant::now() >= deadline {
-            return Err(VerifyError::Timeout {
-                secs: cfg.timeout.as_secs_f64(),
-                last: pending,
+            let secs = cfg.timeout.as_secs_f64();
+            return Err(if unreachable {
+                VerifyError::EngineUnreachable {
+                    secs,
+                    reason: pending,
+                }
+            } else {
+                VerifyError::Timeout {
+                    secs,
+                    last: pending,
+                }
             });
+        }
+        if unreachable != was_unreachable {
+            if unreachable {
+                tracing::warn!(
+                    container = id,
+                    "{pending}; waiting for it until the verify timeout"
+                );
+            } else {
+                tracing::info!(container = id, "the engine answers again");
+            }
+            was_unreachable = unreachable;
         }
         tracing::debug!(container = id, pending = %pending, "verification pending");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -130,7 +169,7 @@ async fn check_once(
     let info = docker
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| Check::Failed(VerifyError::Engine(describe(&e))))?;
+        .map_err(engine_check)?;
     if !env_value(&info, &cfg.env_var).is_some_and(|v| token.matches(v)) {
         return Err(Check::Failed(VerifyError::WrongToken(cfg.env_var.clone())));
     }
@@ -227,8 +266,17 @@ fn healthy(info: &ContainerInspectResponse) -> Result<(), Check> {
     }
 }
 
+/// An unreachable engine (a restart) is waited out until the timeout; an answer is final.
+fn engine_check(e: bollard::errors::Error) -> Check {
+    if crate::docker::is_transport(&e) {
+        Check::Unreachable(describe(&e))
+    } else {
+        Check::Failed(VerifyError::Engine(describe(&e)))
+    }
+}
+
 async fn run_exec(docker: &Docker, id: &str, cmd: &[String], token: &Token) -> Result<(), Check> {
-    let engine = |e: bollard::errors::Error| Check::Failed(VerifyError::Engine(describe(&e)));
+    let engine = engine_check;
     let exec = docker
         .create_exec(
             id,

@@ -4,49 +4,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use support::api::StandInApi;
-use support::{accepted, env_of, fault_binary, host_bot, inspect, rotator, s, Scope, ENV_VAR};
+use support::{accepted, env_of, host_bot, inspect, rotator, s, Paused, Scope, ENV_VAR};
 
 /// Runs a fault-injection rotation paused at `step`, then SIGKILLs it there.
 fn kill_at(step: &str, file: &std::path::Path, api: &StandInApi, target: &str) {
-    let mut child = Command::new(fault_binary())
-        .args([
-            "rotate",
-            "--secret-file",
-            s(file),
-            "--api-base-url",
-            &api.base_url(),
-        ])
-        .args(["--container", target, "--settle", "0.3"])
-        .env("TOKEN_ROTATOR_PAUSE_AT", step)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    for line in stderr.lines() {
-        let line = line.unwrap_or_default();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains(&format!("FAULT-POINT {step}")) {
-            break;
-        }
-    }
-    assert!(
-        seen.contains("FAULT-POINT"),
-        "never reached {step}:\n{seen}"
-    );
-    child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
-    let status = child.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
-    );
-    support::assert_no_secret(&seen);
+    let base = api.base_url();
+    let args = ["rotate", "--secret-file", s(file), "--api-base-url", &base];
+    let tail = ["--container", target, "--settle", "0.3"];
+    Paused::at(step, &[&args[..], &tail[..]].concat(), &[]).kill();
 }
 
 fn anon_volume(name: &str) -> String {
@@ -231,15 +197,7 @@ fn two_rotators_never_interleave_and_a_dead_holders_lock_is_taken_over() {
     ];
 
     // A pauses mid-swap, alive, holding the lock.
-    let mut a = Command::new(fault_binary())
-        .args(args)
-        .env("TOKEN_ROTATOR_PAUSE_AT", "after-start")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(a.stderr.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap_or_default().contains("FAULT-POINT after-start")));
+    let a = Paused::at("after-start", &args, &[]);
     let mid_swap = scope.containers();
 
     let b = rotator(&args);
@@ -258,8 +216,7 @@ fn two_rotators_never_interleave_and_a_dead_holders_lock_is_taken_over() {
         "B touched nothing, not even A's swap in progress"
     );
 
-    a.kill().unwrap();
-    a.wait().unwrap();
+    a.kill();
     let c = rotator(&args);
     assert_eq!(c.code, 0, "C takes over the dead holder's lock: {c:?}");
     assert!(c.stdout.contains("restored the old container"), "{c:?}");

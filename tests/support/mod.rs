@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod proxy;
 pub mod recorder;
 
 use std::path::{Path, PathBuf};
@@ -480,4 +481,118 @@ pub fn fault_binary() -> PathBuf {
             target_dir.join("debug/token-rotator")
         })
         .clone()
+}
+
+/// A fault-injection rotator paused at a swap step (see [`fault_binary`]).
+pub struct Paused {
+    /// The process, alive and paused.
+    pub child: std::process::Child,
+    /// Everything it wrote to stderr so far.
+    pub seen: String,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    resume_file: PathBuf,
+}
+
+impl Paused {
+    /// Starts the fault binary with `args` and `env`, and waits until it pauses at `step`.
+    pub fn at(step: &str, args: &[&str], env: &[(&str, &str)]) -> Paused {
+        use std::io::BufRead;
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let resume_file = std::env::temp_dir().join(format!(
+            "token-rotator-resume-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_file(&resume_file);
+        let mut cmd = Command::new(fault_binary());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TOKEN_ROTATOR_") {
+                cmd.env_remove(k);
+            }
+        }
+        let mut child = cmd
+            .args(args)
+            .env("TOKEN_ROTATOR_LOG", "debug")
+            .env("TOKEN_ROTATOR_PAUSE_AT", step)
+            .env("TOKEN_ROTATOR_RESUME_FILE", &resume_file)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the fault-injection binary");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap_or_default();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(&format!("FAULT-POINT {step}")) {
+                return Paused {
+                    child,
+                    seen,
+                    lines,
+                    resume_file,
+                };
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("never reached {step}:\n{seen}");
+    }
+
+    /// SIGKILLs it where it paused; returns its stderr.
+    pub fn kill(mut self) -> String {
+        self.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+        let status = self.child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        assert_no_secret(&self.seen);
+        std::mem::take(&mut self.seen)
+    }
+
+    /// Lets it go on from where it paused (see [`Paused::wait`]).
+    pub fn release(&self) {
+        std::fs::write(&self.resume_file, b"").unwrap();
+    }
+
+    /// Lets it go on from where it paused and waits for it to exit.
+    pub fn resume(self) -> Run {
+        self.release();
+        self.wait()
+    }
+
+    /// Waits for it to exit (after [`Paused::release`]).
+    pub fn wait(mut self) -> Run {
+        use std::io::Read;
+        let mut stderr = std::mem::take(&mut self.seen);
+        for line in self.lines.by_ref() {
+            stderr.push_str(&line.unwrap_or_default());
+            stderr.push('\n');
+        }
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        };
+        assert_no_secret(&run.all());
+        run
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.resume_file);
+    }
 }
