@@ -160,6 +160,11 @@ fn publish(
     last_event: &mut Option<(Option<String>, Outcome)>,
 ) {
     shared.metrics.observe(report);
+    tracing::info!(
+        outcome = report.outcome.label(),
+        duration_secs = report.duration_secs,
+        "rotation finished"
+    );
     for t in &report.targets {
         let fp = match &t.outcome {
             crate::report::TargetOutcome::Swapped { .. }

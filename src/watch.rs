@@ -63,7 +63,9 @@ async fn run(cfg: WatchConfig, ticks: watch::Sender<u64>) {
             _ = ticks.closed() => return,
             event = raw.recv() => match event {
                 Some(Raw::Event) => {
+                    tracing::debug!(dir = %dir.display(), "secret directory changed");
                     debounce(&mut raw, cfg.debounce).await;
+                    tracing::debug!("no change for the debounce period: re-reading the secret file");
                     tick(&ticks);
                 }
                 Some(Raw::Failed(e)) => {

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use support::api::{Behaviour, StandInApi};
 use support::recorder::Recorder;
+use support::updates::{
+    delete_then_recreate, k8s_write, rename_over, truncate_then_write, write_in_place, Update,
+};
 use support::{
     accepted, assert_no_secret, docker, env_of, free_port, host_bot, http_get, new_token,
     remember_secret, rotator_image, socket_group, wait_until, Scope, ENV_VAR,
@@ -173,37 +176,6 @@ fn expect_rotated(d: &Daemon, bot: &str, token: &str, expected: u64, how: &str) 
     );
 }
 
-/// A way of updating the secret file.
-type Update = fn(&Path, &str);
-
-fn write_in_place(path: &Path, content: &str) {
-    std::fs::write(path, content).unwrap();
-}
-
-fn truncate_then_write(path: &Path, content: &str) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    f.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(60));
-    f.write_all(content.as_bytes()).unwrap();
-}
-
-fn rename_over(path: &Path, content: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, content).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-fn delete_then_recreate(path: &Path, content: &str) {
-    std::fs::remove_file(path).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(60));
-    std::fs::write(path, content).unwrap();
-}
-
 #[test]
 fn every_plain_file_update_style_triggers_exactly_one_rotation() {
     let f = Fixture::new("daemon-styles");
@@ -233,22 +205,6 @@ fn every_plain_file_update_style_triggers_exactly_one_rotation() {
         "deployed fingerprint exported"
     );
     let _ = &d.dir;
-}
-
-/// The layout Kubernetes writes: `token -> ..data/token`, `..data -> ..<timestamp>`.
-fn k8s_write(dir: &Path, generation: usize, content: &str) {
-    let ts = format!("..2026_11_24_{generation:04}");
-    std::fs::create_dir(dir.join(&ts)).unwrap();
-    std::fs::set_permissions(dir.join(&ts), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.join(&ts).join("token"), content).unwrap();
-    std::os::unix::fs::symlink(&ts, dir.join("..data_tmp")).unwrap();
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    if !dir.join("token").exists() {
-        std::os::unix::fs::symlink("..data/token", dir.join("token")).unwrap();
-    }
-    if generation > 0 {
-        std::fs::remove_dir_all(dir.join(format!("..2026_11_24_{:04}", generation - 1))).unwrap();
-    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod proxy;
 pub mod recorder;
+pub mod updates;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
