@@ -11,19 +11,21 @@
 //!   [`lock`] has locked them and [`recover`] has finished or undone any swap a crash
 //!   interrupted.
 //! - [`spec`]: derive each replacement's configuration from the old container's.
-//! - [`swap`]: create, stop, rename, start; roll back on any failure.
+//! - [`swap`]: create, rename aside, stop and start ([`handover`]); roll back on any failure.
 //! - [`verify`]: prove the replacement is up and carries the new credential.
 //! - [`report`]: what a rotation did, as text, JSON and an exit code; [`metrics`],
 //!   [`webhook`] and [`status`] carry it further.
 //!
 //! [`rotate`] runs those stages once; [`daemon`] runs them on every change, with
-//! [`http`] serving health, metrics and status and [`signal`] ending it; [`config`] is the command line, [`docker`] the
+//! [`http`] serving health, metrics and status and [`signal`] ending it; [`config`] is the
+//! command line, [`docker`] the
 //! engine connection and the labels written on containers, [`logging`] the log set-up
 //! that keeps dependencies from printing container env.
 
 pub mod config;
 pub mod daemon;
 pub mod docker;
+pub mod handover;
 pub mod http;
 pub mod lock;
 pub mod logging;

@@ -18,6 +18,7 @@ use crate::docker::{
     describe, remove_keep_volumes, rename, retrying, start, LABEL_FINGERPRINT, LABEL_OLD_RUNNING,
     LABEL_REPLACES, LABEL_ROTATION, LABEL_SWAPPED_AT, LABEL_TARGET_NAME,
 };
+use crate::handover::{stop_then_start, HandoverError};
 use crate::plan::Target;
 use crate::recover::Marker;
 use crate::secret::Token;
@@ -302,8 +303,22 @@ async fn run_steps(
             .map_err(at(Step::ConnectNetwork))?;
     }
 
-    if target.running {
-        // No options: the engine applies the container's own stop signal and timeout.
+    // A running container is renamed while it still runs, so nothing is left between its
+    // exit and the replacement's start (see `handover`). One between two restarts has no
+    // network sandbox and cannot be renamed: it is stopped first.
+    let aside = aside_name(target, ctx);
+    let restarting = target.inspect.state.as_ref().and_then(|s| s.restarting) == Some(true);
+    let mut renamed = false;
+    if target.running && !restarting {
+        match rename(docker, &target.id, &aside).await {
+            Ok(()) => renamed = true,
+            Err(e) => tracing::debug!(
+                "renaming the running container failed ({}); stopping it first",
+                describe(&e)
+            ),
+        }
+    }
+    if target.running && !renamed {
         docker
             .stop_container(&target.id, None::<StopContainerOptions>)
             .await
@@ -311,9 +326,11 @@ async fn run_steps(
         progress.old_stopped = true;
         fault_point("after-stop").await;
     }
-    rename(docker, &target.id, &aside_name(target, ctx))
-        .await
-        .map_err(at(Step::RenameOld))?;
+    if !renamed {
+        rename(docker, &target.id, &aside)
+            .await
+            .map_err(at(Step::RenameOld))?;
+    }
     progress.old_renamed = true;
     fault_point("after-rename-old").await;
     rename(docker, &new_id, &target.name)
@@ -328,13 +345,20 @@ async fn run_steps(
             .map_err(Failed::verify)?;
         return Ok(new_id);
     }
-    docker
-        .start_container(
-            &new_id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-        .map_err(at(Step::StartNew))?;
+    if progress.old_stopped {
+        start(docker, &new_id).await.map_err(at(Step::StartNew))?;
+    } else {
+        let stopped = || {
+            progress.old_stopped = true;
+            fault_point("after-stop")
+        };
+        stop_then_start(docker, target, &new_id, stopped)
+            .await
+            .map_err(|e| match e {
+                HandoverError::Stop(e) => at(Step::StopOld)(e),
+                HandoverError::Start(e) => at(Step::StartNew)(e),
+            })?;
+    }
     fault_point("after-start").await;
     tracing::debug!(container = %target.name, new_id = %short(&new_id), "replacement started, verifying");
 
@@ -402,7 +426,8 @@ async fn roll_back(
             ));
         }
     }
-    if progress.old_stopped {
+    // A stop that failed may still have stopped it; starting a running one is a no-op.
+    if progress.old_stopped || (target.running && progress.old_renamed) {
         let started = retrying(window, "start the old container again", || {
             start(docker, &target.id)
         })

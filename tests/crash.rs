@@ -64,7 +64,6 @@ fn crash_and_recover(step: &str, verified: bool) {
     let short = &old_id[..12];
     let expect = match step {
         "after-create" => "removed unfinished replacement".to_string(),
-        "after-stop" => format!("started the old container {short} again"),
         _ if verified => format!("removed {short} (replaced by a verified container)"),
         _ => format!("restored the old container {short} under its name"),
     };

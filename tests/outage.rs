@@ -73,7 +73,7 @@ fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_ru
     let base = api.base_url();
     let host = proxy.docker_host();
 
-    // The old container has been stopped; the replacement exists under its temporary name.
+    // The old container has been stopped and set aside; the replacement has its name.
     let paused = Paused::at(
         "after-stop",
         &args(s(&file), &base, &name, "2"),
@@ -83,8 +83,7 @@ fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_ru
     let run = paused.resume();
     assert_eq!(run.code, 6, "{run:?}");
     assert!(
-        run.stdout
-            .contains("could not rename the old container aside")
+        run.stdout.contains("could not start the replacement")
             && run.stdout.contains("ROLLBACK FAILED")
             && run
                 .stdout
@@ -99,7 +98,7 @@ fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_ru
     assert_eq!(
         inspect(&name)["State"]["Running"],
         false,
-        "the state the outage left"
+        "the state the outage left: the replacement, not started, has the name"
     );
 
     proxy.restore();
@@ -109,8 +108,8 @@ fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_ru
     );
     assert_eq!(again.code, 0, "{again:?}");
     assert!(
-        again.stdout.contains("removed unfinished replacement")
-            && again.stdout.contains("started the old container"),
+        again.stdout.contains("removed unverified replacement")
+            && again.stdout.contains("restored the old container"),
         "{again:?}"
     );
     assert_eq!(inspect(&name)["State"]["Running"], true);
