@@ -212,7 +212,19 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(bin: &Path, args: &[&str]) -> Daemon {
+    /// Watches `file` for `target`, validating against `api`; `extra` flags follow.
+    fn start(bin: &Path, file: &Path, target: &str, api: &str, extra: &[&str]) -> Daemon {
+        let args = [
+            &[
+                "--secret-file",
+                file.to_str().unwrap(),
+                "--container",
+                target,
+            ][..],
+            &["--api-base-url", api],
+            extra,
+        ]
+        .concat();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
         let listen = format!("127.0.0.1:{}", free_port());
@@ -224,7 +236,7 @@ impl Daemon {
         }
         let child = cmd
             .args(["--log-format", "json", "run"])
-            .args(args)
+            .args(&args)
             .args(["--listen", &listen])
             .env("TOKEN_ROTATOR_LOG", "debug")
             .stdout(Stdio::null())
@@ -339,21 +351,9 @@ fn detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>
             Style::K8s => k8s_write(dir.path(), generation, t),
         };
         update(0, &old);
-        let d = Daemon::start(
-            bin,
-            &[
-                "--secret-file",
-                file.to_str().unwrap(),
-                "--container",
-                &name,
-                "--api-base-url",
-                &base,
-                "--debounce",
-                &DEBOUNCE.to_string(),
-                "--validate-deadline",
-                "0",
-            ],
-        );
+        let debounce = DEBOUNCE.to_string();
+        let extra = ["--debounce", &debounce, "--validate-deadline", "0"];
+        let d = Daemon::start(bin, &file, &name, &base, &extra);
         let (mut first, mut beyond) = (Vec::new(), Vec::new());
         for i in 1..=plan.detect {
             let t = new_token();
@@ -568,6 +568,45 @@ docker rm "$N-prev" >/dev/null
             returned: now(),
         }
     }
+
+    /// The engine alone: one `POST /containers/{id}/start` (by curl) of a created
+    /// container of the same image, from the request to the `start` event.
+    fn bare_start(&self) -> f64 {
+        let name = self.scope.name("floor");
+        let [scope_label, peer_label] = peer_labels(&self.scope, "floor");
+        let l = ["--label", &scope_label, "--label", &peer_label];
+        docker(
+            &[
+                &["create", "--name", &name][..],
+                &l,
+                &[support::bot_image()],
+            ]
+            .concat(),
+        );
+        let url = format!("http://localhost/containers/{name}/start");
+        let launched = now();
+        let ok = Command::new("curl")
+            .args([
+                "-sf",
+                "--unix-socket",
+                "/var/run/docker.sock",
+                "-X",
+                "POST",
+                &url,
+            ])
+            .status()
+            .expect("curl")
+            .success();
+        assert!(ok, "starting {name} failed");
+        std::thread::sleep(Duration::from_millis(100));
+        let started = events(&self.scope, launched, now())
+            .into_iter()
+            .find(|e| e.peer == "floor" && e.action == "start")
+            .expect("a start event")
+            .at;
+        docker(&["rm", "-f", &name]);
+        started - launched
+    }
 }
 
 /// One peer's samples, in seconds.
@@ -578,7 +617,14 @@ struct Samples {
     down: Vec<f64>,
     overhead: Vec<f64>,
     command: Vec<f64>,
+    /// Per engine action, when it first happened after launch.
+    timeline: std::collections::BTreeMap<String, Vec<f64>>,
 }
+
+/// Engine actions in the order a swap makes them, for the timeline table.
+const ACTIONS: [&str; 7] = [
+    "create", "rename", "kill", "die", "stop", "start", "destroy",
+];
 
 /// Per peer: swap time (launch to the new container's start event), downtime (the old
 /// one's die event to the new one's start), and the client's own overhead (launch to the
@@ -587,16 +633,19 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
     let peers = Peers::new();
     let order = ["ours", "cli", "compose"];
     let mut runs = Vec::new();
-    let since = now();
+    let (mut evs, mut floor) = (Vec::new(), Vec::new());
     for i in 0..plan.swaps {
         for k in 0..order.len() {
             // Rotated each round, so no peer always goes first.
-            runs.push(peers.swap(bin, order[(i + k) % order.len()]));
-            std::thread::sleep(Duration::from_millis(200));
+            let run = peers.swap(bin, order[(i + k) % order.len()]);
+            // Read right away: the engine keeps only its last 256 events.
+            std::thread::sleep(Duration::from_millis(100));
+            evs.extend(events(&peers.scope, run.launched, now()));
+            runs.push(run);
+            std::thread::sleep(Duration::from_millis(100));
         }
+        floor.push(peers.bare_start());
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let evs = events(&peers.scope, since - 1.0, now());
     let mut table: Vec<Samples> = order
         .iter()
         .map(|p| Samples {
@@ -619,6 +668,12 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
         row.down.push(start - die);
         row.overhead.push(first - run.launched);
         row.command.push(run.returned - run.launched);
+        for action in ACTIONS {
+            if let Some(t) = at(action) {
+                let t = t - run.launched;
+                row.timeline.entry(action.to_string()).or_default().push(t);
+            }
+        }
     }
     let row = |p: &str| table.iter().find(|r| r.peer == p).unwrap();
     let median = |p: &str, down: bool| {
@@ -631,7 +686,9 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
          peer, interleaved. *Swap*: from launching the command to the engine's `start` event \
          of the new container. *Downtime*: from the old container's `die` event to that \
          `start`: no container of that name runs in between. *Client overhead*: launch to the \
-         first engine event (process start, connecting, reading). *Command*: until the \
+         peer's first engine event on the bot's containers: process start, connecting, \
+         reading, and for ours also inspecting and taking the lock (its own marker \
+         container, not counted as an event here). *Command*: until the \
          command returned (ours then removes the old container; compose and the CLI script \
          too). Ours runs `rotate --validate none --settle 0`: validation and verification \
          are measured apart, in section 3.\n\n\
@@ -679,7 +736,34 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
         format!("{vs_compose:.2}x"),
         vs_compose <= 0.4,
     ));
+    md.push_str(
+        "\nWhat bounds it: the median time after launch at which each engine action first \
+         happened. The engine's own `start` of the replacement (from the `die`, or the `stop` \
+         of the old one, to `start`) is most of every peer's swap.\n\n| peer |",
+    );
+    for a in ACTIONS {
+        let _ = write!(md, " {a} |");
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"---|".repeat(ACTIONS.len()));
     md.push('\n');
+    for (p, label) in names {
+        let _ = write!(md, "| {label} |");
+        for a in ACTIONS {
+            let _ = match row(p).timeline.get(a) {
+                Some(v) => write!(md, " {} |", ms(stats(v).median)),
+                None => write!(md, " — |"),
+            };
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(
+        md,
+        "\nThe engine alone, for scale: one start request (by curl on the socket) of an \
+         already created container of the same image takes {} (median / p95) to its `start` \
+         event.\n",
+        cell(&floor)
+    );
     md
 }
 
@@ -695,21 +779,8 @@ fn end_to_end(plan: &Plan, bin: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     rename_over(&file, &old);
-    let d = Daemon::start(
-        bin,
-        &[
-            "--secret-file",
-            file.to_str().unwrap(),
-            "--container",
-            &name,
-            "--api-base-url",
-            &base,
-            "--verify-exec",
-            "/fake-bot check",
-            "--settle",
-            "0",
-        ],
-    );
+    let extra = ["--verify-exec", "/fake-bot check", "--settle", "0"];
+    let d = Daemon::start(bin, &file, &name, &base, &extra);
     let (mut total, mut detect, mut validate, mut swap, mut verify, mut finish) = (
         Vec::new(),
         Vec::new(),
@@ -823,19 +894,7 @@ fn footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>
     let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
     let base = api.base_url();
     let file = scope.secret_file(&old);
-    let d = Daemon::start(
-        bin,
-        &[
-            "--secret-file",
-            file.to_str().unwrap(),
-            "--container",
-            &name,
-            "--api-base-url",
-            &base,
-            "--settle",
-            "0",
-        ],
-    );
+    let d = Daemon::start(bin, &file, &name, &base, &["--settle", "0"]);
     std::thread::sleep(Duration::from_secs(1));
     let pid = d.pid();
     let (cpu0, sw0) = (cpu_secs(pid), switches(pid));

@@ -7,80 +7,108 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::Value;
 use support::api::StandInApi;
 use support::proxy::EngineProxy;
-use support::{accepted, env_of, host_bot, inspect, rotator_env, s, Paused, Scope, ENV_VAR};
+use support::{accepted, env_of, host_bot, inspect, rotator_env, s, Paused, Run, Scope, ENV_VAR};
 
-fn args<'a>(file: &'a str, api: &'a str, name: &'a str, retry: &'a str) -> Vec<&'a str> {
-    vec![
-        "rotate",
-        "--secret-file",
-        file,
-        "--api-base-url",
-        api,
-        "--container",
-        name,
-        "--settle",
-        "0.3",
-        "--engine-retry",
-        retry,
-        "--verify-timeout",
-        retry,
-    ]
+/// A bot carrying `old`, a secret file holding `new`, and a forwarder to the engine.
+struct Outage {
+    scope: Scope,
+    _api: StandInApi,
+    base: String,
+    name: String,
+    old_id: Value,
+    old: String,
+    new: String,
+    file: std::path::PathBuf,
+    proxy: EngineProxy,
+}
+
+impl Outage {
+    fn new(test: &str) -> Outage {
+        let scope = Scope::new(test);
+        let api = StandInApi::start();
+        let (old, new) = (accepted(&api), accepted(&api));
+        let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+        let old_id = inspect(&name)["Id"].clone();
+        let file = scope.secret_file(&new);
+        let proxy = EngineProxy::start(scope.dir.path());
+        Outage {
+            base: api.base_url(),
+            _api: api,
+            name,
+            old_id,
+            old,
+            new,
+            file,
+            proxy,
+            scope,
+        }
+    }
+
+    /// `rotate` riding out outages for `retry` seconds (verification and rollback alike).
+    fn args<'a>(&'a self, retry: &'a str) -> Vec<&'a str> {
+        let name = self.name.as_str();
+        vec![
+            "rotate",
+            "--secret-file",
+            s(&self.file),
+            "--api-base-url",
+            &self.base,
+            "--container",
+            name,
+            "--settle",
+            "0.3",
+            "--engine-retry",
+            retry,
+            "--verify-timeout",
+            retry,
+        ]
+    }
+
+    /// Pauses a rotation at `step`, cuts the engine off, lets the rotation go on, and
+    /// brings the engine back after `back_after` (never, if `None`).
+    fn cut_at(&self, step: &str, retry: &str, back_after: Option<u64>) -> Run {
+        let host = self.proxy.docker_host();
+        let paused = Paused::at(step, &self.args(retry), &[("DOCKER_HOST", &host)]);
+        self.proxy.cut();
+        paused.release();
+        if let Some(secs) = back_after {
+            std::thread::sleep(Duration::from_secs(secs));
+            self.proxy.restore();
+        }
+        paused.wait()
+    }
+
+    /// The target runs under its name carrying `token`, and nothing else is left.
+    fn assert_ends_running_with(&self, token: &str) {
+        assert_eq!(inspect(&self.name)["State"]["Running"], true);
+        assert_eq!(env_of(&self.name, ENV_VAR).as_deref(), Some(token));
+        assert_eq!(
+            self.scope.containers(),
+            vec![self.name.clone()],
+            "no leftovers"
+        );
+    }
 }
 
 #[test]
 fn an_engine_outage_during_verification_is_ridden_out_when_it_comes_back() {
-    let scope = Scope::new("outage-back");
-    let api = StandInApi::start();
-    let (old, new) = (accepted(&api), accepted(&api));
-    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
-    let old_id = inspect(&name)["Id"].clone();
-    let file = scope.secret_file(&new);
-    let proxy = EngineProxy::start(scope.dir.path());
-    let base = api.base_url();
-    let host = proxy.docker_host();
-
-    let paused = Paused::at(
-        "after-start",
-        &args(s(&file), &base, &name, "60"),
-        &[("DOCKER_HOST", &host)],
-    );
-    proxy.cut();
-    paused.release();
-    std::thread::sleep(Duration::from_secs(3));
-    proxy.restore();
-    let run = paused.wait();
-
+    let o = Outage::new("outage-back");
+    let run = o.cut_at("after-start", "60", Some(3));
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("engine unreachable"), "{run:?}");
     assert!(run.stdout.contains("swapped and verified"), "{run:?}");
-    let after = inspect(&name);
-    assert_ne!(after["Id"], old_id);
-    assert_eq!(after["State"]["Running"], true);
-    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
-    assert_eq!(scope.containers(), vec![name], "no leftovers");
+    assert_ne!(inspect(&o.name)["Id"], o.old_id);
+    o.assert_ends_running_with(&o.new);
 }
 
 #[test]
 fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_run_recovers() {
-    let scope = Scope::new("outage-gone");
-    let api = StandInApi::start();
-    let (old, new) = (accepted(&api), accepted(&api));
-    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
-    let file = scope.secret_file(&new);
-    let proxy = EngineProxy::start(scope.dir.path());
-    let base = api.base_url();
-    let host = proxy.docker_host();
-
+    let o = Outage::new("outage-gone");
     // The old container has been stopped and set aside; the replacement has its name.
-    let paused = Paused::at(
-        "after-stop",
-        &args(s(&file), &base, &name, "2"),
-        &[("DOCKER_HOST", &host)],
-    );
-    proxy.cut();
-    let run = paused.resume();
+    let run = o.cut_at("after-stop", "2", None);
     assert_eq!(run.code, 6, "{run:?}");
     assert!(
         run.stdout.contains("could not start the replacement")
@@ -96,51 +124,28 @@ fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_ru
         "retried with backoff first: {run:?}"
     );
     assert_eq!(
-        inspect(&name)["State"]["Running"],
+        inspect(&o.name)["State"]["Running"],
         false,
         "the state the outage left: the replacement, not started, has the name"
     );
 
-    proxy.restore();
-    let again = rotator_env(
-        &args(s(&file), &base, &name, "30"),
-        &[("DOCKER_HOST", &host)],
-    );
+    o.proxy.restore();
+    let host = o.proxy.docker_host();
+    let again = rotator_env(&o.args("30"), &[("DOCKER_HOST", &host)]);
     assert_eq!(again.code, 0, "{again:?}");
     assert!(
         again.stdout.contains("removed unverified replacement")
             && again.stdout.contains("restored the old container"),
         "{again:?}"
     );
-    assert_eq!(inspect(&name)["State"]["Running"], true);
-    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
-    assert_eq!(scope.containers(), vec![name], "no leftovers");
+    o.assert_ends_running_with(&o.new);
 }
 
 #[test]
 fn an_engine_outage_mid_swap_rolls_back_cleanly_and_is_reported_as_retryable() {
-    let scope = Scope::new("outage-rollback");
-    let api = StandInApi::start();
-    let (old, new) = (accepted(&api), accepted(&api));
-    let name = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
-    let old_id = inspect(&name)["Id"].clone();
-    let file = scope.secret_file(&new);
-    let proxy = EngineProxy::start(scope.dir.path());
-    let base = api.base_url();
-    let host = proxy.docker_host();
-
+    let o = Outage::new("outage-rollback");
     // The forward step fails on the dropped connection; the rollback waits for the engine.
-    let paused = Paused::at(
-        "after-rename-old",
-        &args(s(&file), &base, &name, "60"),
-        &[("DOCKER_HOST", &host)],
-    );
-    proxy.cut();
-    paused.release();
-    std::thread::sleep(Duration::from_secs(2));
-    proxy.restore();
-    let run = paused.wait();
-
+    let run = o.cut_at("after-rename-old", "60", Some(2));
     assert_eq!(
         run.code, 5,
         "exit 5: engine unavailable, worth retrying: {run:?}"
@@ -150,9 +155,10 @@ fn an_engine_outage_mid_swap_rolls_back_cleanly_and_is_reported_as_retryable() {
             .contains("rolled back: the old container is back as it was"),
         "{run:?}"
     );
-    let after = inspect(&name);
-    assert_eq!(after["Id"], old_id, "the very same old container");
-    assert_eq!(after["State"]["Running"], true);
-    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
-    assert_eq!(scope.containers(), vec![name], "no leftovers");
+    assert_eq!(
+        inspect(&o.name)["Id"],
+        o.old_id,
+        "the very same old container"
+    );
+    o.assert_ends_running_with(&o.old);
 }
