@@ -3,9 +3,10 @@
 //!
 //! The lock is a container created (never started) under the name `TARGET-tr-lock`: the
 //! engine makes names unique atomically. Its labels say who holds it and since when. A
-//! holder is taken to be dead when it ran on this host and its process is gone (or this
-//! process is its restarted self: same host, same PID, another instance), or when the
-//! lock is older than the configured timeout.
+//! holder is taken to be dead when it ran in this PID namespace (same boot of this host)
+//! and its process is gone, or when it ran in this very container before a restart, or
+//! when the lock is older than the configured timeout. A host name or a PID alone proves
+//! nothing: sidecars on the host network share the host's name, and every one is PID 1.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,11 +21,17 @@ const LABEL_HOST: &str = "token-rotator.lock.host";
 const LABEL_PID: &str = "token-rotator.lock.pid";
 const LABEL_INSTANCE: &str = "token-rotator.lock.instance";
 const LABEL_SINCE: &str = "token-rotator.lock.since";
+const LABEL_BOOT: &str = "token-rotator.lock.boot";
+const LABEL_PIDNS: &str = "token-rotator.lock.pidns";
+const LABEL_CONTAINER: &str = "token-rotator.lock.container";
 
 /// Who this process is, and how long others' locks are honoured.
 #[derive(Debug, Clone)]
 pub struct Locker {
     host: String,
+    boot: String,
+    pidns: String,
+    container: String,
     pid: u32,
     instance: String,
     /// A lock older than this is taken over.
@@ -74,8 +81,17 @@ impl Locker {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "unknown".into());
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|b| b.trim().to_string())
+            .unwrap_or_default();
+        let pidns = std::fs::read_link("/proc/self/ns/pid")
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
         Locker {
             host,
+            boot,
+            pidns,
+            container: crate::docker::own_container_id().unwrap_or_default(),
             pid: std::process::id(),
             instance: crate::rotate::new_rotation_id(),
             stale_after,
@@ -159,6 +175,9 @@ impl Locker {
                 (LABEL_PID.to_string(), self.pid.to_string()),
                 (LABEL_INSTANCE.to_string(), self.instance.clone()),
                 (LABEL_SINCE.to_string(), since.to_string()),
+                (LABEL_BOOT.to_string(), self.boot.clone()),
+                (LABEL_PIDNS.to_string(), self.pidns.clone()),
+                (LABEL_CONTAINER.to_string(), self.container.clone()),
             ])),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
@@ -169,17 +188,22 @@ impl Locker {
     }
 
     fn holder_is_dead(&self, labels: &HashMap<String, String>) -> bool {
-        if labels.get(LABEL_HOST) != Some(&self.host) {
-            return false; // another host: only the timeout can tell
+        let same = |key: &str, ours: &str| {
+            !ours.is_empty() && labels.get(key).map(String::as_str) == Some(ours)
+        };
+        if !same(LABEL_BOOT, &self.boot) || labels.get(LABEL_INSTANCE) == Some(&self.instance) {
+            return false; // another host (only the timeout can tell), or ours
         }
-        if labels.get(LABEL_INSTANCE) == Some(&self.instance) {
-            return false; // ours
+        if same(LABEL_PIDNS, &self.pidns) {
+            // Its PID means something here; our own PID means it is gone.
+            return match labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) {
+                Some(pid) if pid == self.pid => true,
+                Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                None => false,
+            };
         }
-        match labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) {
-            Some(pid) if pid == self.pid => true, // this process restarted (a container's PID 1)
-            Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-            None => false,
-        }
+        // Another PID namespace of this container: it restarted, and the holder with it.
+        same(LABEL_CONTAINER, &self.container)
     }
 }
 
@@ -205,5 +229,60 @@ impl Lock {
                 describe(&e)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Locker {
+        Locker {
+            host: "vm".into(),
+            boot: "boot-1".into(),
+            pidns: "pid:[1]".into(),
+            container: "c-me".into(),
+            pid: 1,
+            instance: "i-me".into(),
+            stale_after: Duration::from_secs(600),
+            wait: Duration::from_secs(0),
+        }
+    }
+
+    fn holder(boot: &str, pidns: &str, container: &str, pid: u32) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_HOST.into(), "vm".into()),
+            (LABEL_BOOT.into(), boot.into()),
+            (LABEL_PIDNS.into(), pidns.into()),
+            (LABEL_CONTAINER.into(), container.into()),
+            (LABEL_PID.into(), pid.to_string()),
+            (LABEL_INSTANCE.into(), "i-other".into()),
+        ])
+    }
+
+    #[test]
+    fn another_sidecar_on_the_host_network_is_alive_though_both_are_pid_1() {
+        assert!(!me().holder_is_dead(&holder("boot-1", "pid:[2]", "c-other", 1)));
+    }
+
+    #[test]
+    fn this_container_restarted_means_the_holder_died_with_it() {
+        assert!(me().holder_is_dead(&holder("boot-1", "pid:[2]", "c-me", 1)));
+    }
+
+    #[test]
+    fn in_the_same_pid_namespace_the_process_decides() {
+        let gone = u32::MAX - 7; // above pid_max: no such process
+        assert!(me().holder_is_dead(&holder("boot-1", "pid:[1]", "", gone)));
+        let alive = std::process::id();
+        assert!(!me().holder_is_dead(&holder("boot-1", "pid:[1]", "", alive)));
+    }
+
+    #[test]
+    fn another_host_or_our_own_lock_is_never_dead() {
+        assert!(!me().holder_is_dead(&holder("boot-2", "pid:[1]", "c-me", 99)));
+        let mut ours = holder("boot-1", "pid:[1]", "c-me", 1);
+        ours.insert(LABEL_INSTANCE.into(), "i-me".into());
+        assert!(!me().holder_is_dead(&ours));
     }
 }

@@ -288,28 +288,38 @@ impl Scope {
         path
     }
 
-    /// The containers carrying this scope's label (any state).
+    /// The containers of this scope (any state): those carrying its label, and any other
+    /// named after it (a lock marker carries no label of its target's).
     pub fn containers(&self) -> Vec<String> {
-        let filter = format!("label={SCOPE_LABEL}={}", self.prefix);
-        docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
-            .lines()
-            .map(str::to_string)
-            .collect()
+        self.listed("{{.Names}}")
+    }
+
+    fn listed(&self, format: &str) -> Vec<String> {
+        let by_label = format!("label={SCOPE_LABEL}={}", self.prefix);
+        let by_name = format!("name=^/{}-", self.prefix);
+        let mut all = Vec::new();
+        for filter in [by_label, by_name] {
+            let out = Command::new("docker")
+                .args(["ps", "-a", "--filter", &filter, "--format", format])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            for line in out.lines().map(str::to_string) {
+                if !all.contains(&line) {
+                    all.push(line);
+                }
+            }
+        }
+        all
     }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        let filter = format!("label={SCOPE_LABEL}={}", self.prefix);
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
+        let ids = self.listed("{{.ID}}");
         if !ids.is_empty() {
             let mut argv = vec!["rm", "-f", "-v"];
-            argv.extend(ids);
+            argv.extend(ids.iter().map(String::as_str));
             docker_ok(&argv);
         }
         for n in self.networks.lock().unwrap().iter() {
