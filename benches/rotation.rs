@@ -34,7 +34,14 @@ const DEBOUNCE: f64 = 0.3;
 const PEER_LABEL: &str = "token-rotator-bench.peer";
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only swap` (or detect, e2e, footprint, fleet) runs one section, to a scratch file.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let runs = |section: &str| only.as_deref().map_or(true, |o| o == section);
     let plan = if quick {
         Plan {
             quick,
@@ -59,16 +66,26 @@ fn main() {
     let bin = shipped_binary();
     let mut md = header(&plan);
     let mut verdicts = Vec::new();
-    eprintln!("bench: detection latency");
-    md += &detection(&plan, &bin, &mut verdicts);
-    eprintln!("bench: swap time and downtime against the peers");
-    md += &swaps(&plan, &bin, &mut verdicts);
-    eprintln!("bench: end to end");
-    md += &end_to_end(&plan, &bin);
-    eprintln!("bench: footprint");
-    md += &footprint(&plan, &bin, &mut verdicts);
-    eprintln!("bench: fleet scaling");
-    md += &fleet(&plan, &bin, &mut verdicts);
+    if runs("detect") {
+        eprintln!("bench: detection latency");
+        md += &detection(&plan, &bin, &mut verdicts);
+    }
+    if runs("swap") {
+        eprintln!("bench: swap time and downtime against the peers");
+        md += &swaps(&plan, &bin, &mut verdicts);
+    }
+    if runs("e2e") {
+        eprintln!("bench: end to end");
+        md += &end_to_end(&plan, &bin);
+    }
+    if runs("footprint") {
+        eprintln!("bench: footprint");
+        md += &footprint(&plan, &bin, &mut verdicts);
+    }
+    if runs("fleet") {
+        eprintln!("bench: fleet scaling");
+        md += &fleet(&plan, &bin, &mut verdicts);
+    }
     md += "\n## Targets\n\n| target | measured | |\n|---|---|---|\n";
     for (target, measured, met) in &verdicts {
         let _ = writeln!(
@@ -77,7 +94,7 @@ fn main() {
             if *met { "met" } else { "**missed**" }
         );
     }
-    let out = if plan.quick {
+    let out = if plan.quick || only.is_some() {
         support_root().join("target/bench/BENCHMARKS.md")
     } else {
         support_root().join("docs/BENCHMARKS.md")
@@ -332,8 +349,9 @@ fn detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>
          style, each a new token the stand-in API refuses (so nothing is swapped). The \
          debounce (`--debounce`, default {DEBOUNCE} s: the quiet time the daemon waits for \
          after the last event, so a burst of writes is read once) is subtracted and shown \
-         apart. *First event* is when inotify's first event reached the daemon; an in-place \
-         write raises events before it is complete, so it has none.\n\n\
+         apart. *First event* is when inotify's first event reached the daemon (below zero: it \
+         was there before the writer's `rename` call had returned to the writer); an \
+         in-place write raises events before it is complete, so it has none.\n\n\
          | update style | first event | start beyond the debounce | debounce |\n|---|---|---|---|\n",
         plan.detect
     );

@@ -11,7 +11,7 @@
 //!   [`lock`] has locked them and [`recover`] has finished or undone any swap a crash
 //!   interrupted.
 //! - [`spec`]: derive each replacement's configuration from the old container's.
-//! - [`swap`]: create, rename aside, stop and start ([`handover`]); roll back on any failure.
+//! - [`swap`]: create, rename aside, stop, start; roll back on any failure.
 //! - [`verify`]: prove the replacement is up and carries the new credential.
 //! - [`report`]: what a rotation did, as text, JSON and an exit code; [`metrics`],
 //!   [`webhook`] and [`status`] carry it further.
@@ -25,7 +25,6 @@
 pub mod config;
 pub mod daemon;
 pub mod docker;
-pub mod handover;
 pub mod http;
 pub mod lock;
 pub mod logging;

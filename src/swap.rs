@@ -18,7 +18,6 @@ use crate::docker::{
     describe, remove_keep_volumes, rename, retrying, start, LABEL_FINGERPRINT, LABEL_OLD_RUNNING,
     LABEL_REPLACES, LABEL_ROTATION, LABEL_SWAPPED_AT, LABEL_TARGET_NAME,
 };
-use crate::handover::{stop_then_start, HandoverError};
 use crate::plan::Target;
 use crate::recover::Marker;
 use crate::secret::Token;
@@ -303,9 +302,9 @@ async fn run_steps(
             .map_err(at(Step::ConnectNetwork))?;
     }
 
-    // A running container is renamed while it still runs, so nothing is left between its
-    // exit and the replacement's start (see `handover`). One between two restarts has no
-    // network sandbox and cannot be renamed: it is stopped first.
+    // A running container is renamed while it still runs, so that nothing but the engine's
+    // stop and start stands between the old process's exit and the new one's start. One
+    // between two restarts has no network sandbox and cannot be renamed: it is stopped first.
     let aside = aside_name(target, ctx);
     let restarting = target.inspect.state.as_ref().and_then(|s| s.restarting) == Some(true);
     let mut renamed = false;
@@ -319,10 +318,7 @@ async fn run_steps(
         }
     }
     if target.running && !renamed {
-        docker
-            .stop_container(&target.id, None::<StopContainerOptions>)
-            .await
-            .map_err(at(Step::StopOld))?;
+        stop_old(docker, target).await.map_err(at(Step::StopOld))?;
         progress.old_stopped = true;
         fault_point("after-stop").await;
     }
@@ -345,20 +341,12 @@ async fn run_steps(
             .map_err(Failed::verify)?;
         return Ok(new_id);
     }
-    if progress.old_stopped {
-        start(docker, &new_id).await.map_err(at(Step::StartNew))?;
-    } else {
-        let stopped = || {
-            progress.old_stopped = true;
-            fault_point("after-stop")
-        };
-        stop_then_start(docker, target, &new_id, stopped)
-            .await
-            .map_err(|e| match e {
-                HandoverError::Stop(e) => at(Step::StopOld)(e),
-                HandoverError::Start(e) => at(Step::StartNew)(e),
-            })?;
+    if !progress.old_stopped {
+        stop_old(docker, target).await.map_err(at(Step::StopOld))?;
+        progress.old_stopped = true;
+        fault_point("after-stop").await;
     }
+    start(docker, &new_id).await.map_err(at(Step::StartNew))?;
     fault_point("after-start").await;
     tracing::debug!(container = %target.name, new_id = %short(&new_id), "replacement started, verifying");
 
@@ -367,6 +355,13 @@ async fn run_steps(
         .await
         .map_err(Failed::verify)?;
     Ok(new_id)
+}
+
+/// Stops the old container. No options: the engine applies its own stop signal and timeout.
+async fn stop_old(docker: &Docker, target: &Target) -> Result<(), bollard::errors::Error> {
+    docker
+        .stop_container(&target.id, None::<StopContainerOptions>)
+        .await
 }
 
 /// The image by name if that name still points at the same image, else by ID.
