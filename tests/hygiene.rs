@@ -14,6 +14,25 @@ use support::{
     rotator_env, s, wait_until, Paused, Scope,
 };
 
+/// The flags every scenario runs with: the stand-in API, the bot, an exec check that a
+/// token the bot's API refuses fails quickly, no retrying of inconclusive answers.
+fn scenario_flags<'a>(api: &'a str, target: &'a str) -> [&'a str; 12] {
+    [
+        "--api-base-url",
+        api,
+        "--container",
+        target,
+        "--verify-exec",
+        "/fake-bot check",
+        "--verify-timeout",
+        "2",
+        "--settle",
+        "0.2",
+        "--validate-deadline",
+        "0",
+    ]
+}
+
 #[test]
 fn no_output_of_any_scenario_contains_the_token_even_at_trace_level() {
     let scope = Scope::new("hygiene");
@@ -49,26 +68,9 @@ fn no_output_of_any_scenario_contains_the_token_even_at_trace_level() {
             // Each run starts from a bot that does not carry `tok`, except the no-op case.
             let file = scope.secret_file(tok);
             let base = api.base_url();
+            let head = ["--log-format", format, "rotate", "--secret-file", s(&file)];
             let run = rotator_env(
-                &[
-                    "--log-format",
-                    format,
-                    "rotate",
-                    "--secret-file",
-                    s(&file),
-                    "--api-base-url",
-                    &base,
-                    "--container",
-                    &name,
-                    "--verify-exec",
-                    "/fake-bot check",
-                    "--verify-timeout",
-                    "1",
-                    "--settle",
-                    "0.2",
-                    "--validate-deadline",
-                    "0",
-                ],
+                &[&head[..], &scenario_flags(&base, &name)].concat(),
                 &[("TOKEN_ROTATOR_LOG", "trace")],
             );
             assert_eq!(run.code, *code, "{what} ({format}): {run:?}");
@@ -143,20 +145,7 @@ fn nothing_the_daemon_writes_contains_the_token_across_every_scenario() {
     let secrets = tempfile::tempdir().unwrap();
     let file = secrets.path().join("token");
     let base = api.base_url();
-    let common = [
-        "--api-base-url",
-        &base,
-        "--container",
-        &name,
-        "--verify-exec",
-        "/fake-bot check",
-        "--verify-timeout",
-        "2",
-        "--settle",
-        "0.2",
-        "--validate-deadline",
-        "0",
-    ];
+    let common = scenario_flags(&base, &name);
     let mut everything = String::new();
 
     // Crash recovery: a rotation SIGKILLed after starting the replacement...
