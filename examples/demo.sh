@@ -3,8 +3,16 @@
 # and a bot image from scratch, starts a stand-in API, brings up compose.yaml (bot + sidecar),
 # then updates the secret file and shows the sidecar rotate it in (validated, swapped,
 # verified inside the new container), measuring the delay; last, a revoked token is refused.
+# On a fresh machine this one command does all the set-up: scripts/setup.sh installs and
+# starts Docker if needed, and everything the demo runs is built below from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+command -v cargo >/dev/null 2>&1 || {
+  echo "demo: FAILED: cargo is not installed (install the Rust toolchain, https://rustup.rs)" >&2
+  exit 1
+}
 
 PROJECT=token-rotator-demo
 BOT=token-rotator-demo-bot

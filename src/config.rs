@@ -1,6 +1,7 @@
 //! Command line and environment: every flag `--foo-bar` also reads `TOKEN_ROTATOR_FOO_BAR`.
 //!
-//! Parsed and checked once at start ([`Cli::validate`]); a bad config exits 64.
+//! Parsed and checked once, by clap, into typed values (durations, URLs, a split command);
+//! a bad value exits 64 with the flag named. Nothing converts them a second time.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::secret::TokenFormat;
+use crate::telemetry::logging::LogFormat;
+use crate::telemetry::webhook::WebhookUrl;
 
 /// Default secret file: where Docker mounts a secret named `claude_oauth_token`.
 pub const DEFAULT_SECRET_FILE: &str = "/run/secrets/claude_oauth_token";
@@ -51,15 +54,6 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 /// Whether to ask the API before swapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ValidateMode {
@@ -94,8 +88,8 @@ pub struct SecretArgs {
     pub file: SecretFileArgs,
 
     /// Base URL of the Anthropic API.
-    #[arg(long, default_value = DEFAULT_API_BASE_URL, env = "TOKEN_ROTATOR_API_BASE_URL")]
-    pub api_base_url: String,
+    #[arg(long, default_value = DEFAULT_API_BASE_URL, env = "TOKEN_ROTATOR_API_BASE_URL", value_parser = http_url)]
+    pub api_base_url: reqwest::Url,
 
     /// Validate against the API (`api`) or skip it (`none`).
     #[arg(
@@ -115,12 +109,12 @@ pub struct SecretArgs {
     pub probe_model: String,
 
     /// Timeout of one validation request, in seconds.
-    #[arg(long, default_value = "15", env = "TOKEN_ROTATOR_VALIDATE_TIMEOUT")]
-    pub validate_timeout: f64,
+    #[arg(long, default_value = "15", env = "TOKEN_ROTATOR_VALIDATE_TIMEOUT", value_parser = seconds, value_name = "SECS")]
+    pub validate_timeout: Duration,
 
     /// How long inconclusive answers are retried (with backoff) before giving up, in seconds.
-    #[arg(long, default_value = "60", env = "TOKEN_ROTATOR_VALIDATE_DEADLINE")]
-    pub validate_deadline: f64,
+    #[arg(long, default_value = "60", env = "TOKEN_ROTATOR_VALIDATE_DEADLINE", value_parser = seconds, value_name = "SECS")]
+    pub validate_deadline: Duration,
 }
 
 /// Flags of `check`.
@@ -139,12 +133,13 @@ pub struct TargetArgs {
         long = "container",
         required = true,
         value_delimiter = ',',
-        env = "TOKEN_ROTATOR_CONTAINER"
+        env = "TOKEN_ROTATOR_CONTAINER",
+        value_parser = container_name
     )]
     pub containers: Vec<String>,
 
     /// Env var that carries the token inside the targets.
-    #[arg(long, default_value = DEFAULT_ENV_VAR, env = "TOKEN_ROTATOR_ENV_VAR")]
+    #[arg(long, default_value = DEFAULT_ENV_VAR, env = "TOKEN_ROTATOR_ENV_VAR", value_parser = env_var_name)]
     pub env_var: String,
 }
 
@@ -160,29 +155,33 @@ pub struct RotateArgs {
     pub targets: TargetArgs,
 
     /// Command run inside the new container (split like a shell would); must exit 0.
-    #[arg(long, env = "TOKEN_ROTATOR_VERIFY_EXEC")]
-    pub verify_exec: Option<String>,
+    #[arg(long, env = "TOKEN_ROTATOR_VERIFY_EXEC", value_parser = exec_command, value_name = "'CMD ARGS'")]
+    pub verify_exec: Option<ExecCommand>,
 
     /// How long verification may retry before rolling back, in seconds.
-    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_VERIFY_TIMEOUT")]
-    pub verify_timeout: f64,
+    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_VERIFY_TIMEOUT", value_parser = seconds, value_name = "SECS")]
+    pub verify_timeout: Duration,
 
     /// How long the new container must stay running before it counts as up, in seconds.
-    #[arg(long, default_value = "2", env = "TOKEN_ROTATOR_SETTLE")]
-    pub settle: f64,
+    #[arg(long, default_value = "2", env = "TOKEN_ROTATOR_SETTLE", value_parser = seconds, value_name = "SECS")]
+    pub settle: Duration,
 
     /// How long another rotator's target lock is honoured before it counts as abandoned, in seconds.
-    #[arg(long, default_value = "600", env = "TOKEN_ROTATOR_LOCK_TIMEOUT")]
-    pub lock_timeout: f64,
+    #[arg(long, default_value = "600", env = "TOKEN_ROTATOR_LOCK_TIMEOUT", value_parser = seconds, value_name = "SECS")]
+    pub lock_timeout: Duration,
 
     /// How long to wait for a target locked by a live rotator, in seconds.
-    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_LOCK_WAIT")]
-    pub lock_wait: f64,
+    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_LOCK_WAIT", value_parser = seconds, value_name = "SECS")]
+    pub lock_wait: Duration,
 
     /// How long to ride out an unreachable engine (a restart) while undoing or finishing
     /// a swap, in seconds.
-    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_ENGINE_RETRY")]
-    pub engine_retry: f64,
+    #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_ENGINE_RETRY", value_parser = seconds, value_name = "SECS")]
+    pub engine_retry: Duration,
+
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `run`: those of `rotate`, plus watching and reporting.
@@ -193,25 +192,27 @@ pub struct RunArgs {
     pub rotate: RotateArgs,
 
     /// Quiet time after the last file event before the file is read, in seconds.
-    #[arg(long, default_value = "0.3", env = "TOKEN_ROTATOR_DEBOUNCE")]
-    pub debounce: f64,
+    #[arg(long, default_value = "0.3", env = "TOKEN_ROTATOR_DEBOUNCE", value_parser = seconds, value_name = "SECS")]
+    pub debounce: Duration,
 
     /// Also re-read the file this often, in seconds (0: only on file events). Use it where
     /// inotify does not see updates (some network and bind mounts).
-    #[arg(long, default_value = "0", env = "TOKEN_ROTATOR_POLL_INTERVAL")]
-    pub poll_interval: f64,
+    #[arg(long, default_value = "0", env = "TOKEN_ROTATOR_POLL_INTERVAL", value_parser = seconds, value_name = "SECS")]
+    pub poll_interval: Duration,
 
     /// Serve /healthz, /readyz, /metrics and /status on this address (e.g. 0.0.0.0:9090).
     #[arg(long, env = "TOKEN_ROTATOR_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
 
-    /// POST a JSON event here after each rotation and each rejected token.
-    #[arg(long, env = "TOKEN_ROTATOR_NOTIFY_WEBHOOK")]
-    pub notify_webhook: Option<String>,
+    /// POST a JSON event here after each rotation and each rejected token. The URL is a
+    /// credential: it is never printed.
+    #[arg(long, env = "TOKEN_ROTATOR_NOTIFY_WEBHOOK", hide_env_values = true, value_parser = webhook_url, value_name = "URL")]
+    pub notify_webhook: Option<WebhookUrl>,
 
-    /// On SIGTERM, how long a swap in progress may take to finish or roll back, in seconds.
-    #[arg(long, default_value = "90", env = "TOKEN_ROTATOR_SHUTDOWN_TIMEOUT")]
-    pub shutdown_timeout: f64,
+    /// On SIGTERM, how long a swap in progress may take to finish or roll back (and webhook
+    /// deliveries to drain), in seconds.
+    #[arg(long, default_value = "90", env = "TOKEN_ROTATOR_SHUTDOWN_TIMEOUT", value_parser = seconds, value_name = "SECS")]
+    pub shutdown_timeout: Duration,
 }
 
 /// Flags of `status`.
@@ -238,134 +239,56 @@ pub struct HealthcheckArgs {
     pub listen: std::net::SocketAddr,
 }
 
-/// A config that parsed but makes no sense.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A duration flag is negative, NaN or huge.
-    #[error("--{flag} must be a number of seconds between 0 and 86400, got {value}")]
-    BadDuration {
-        /// The flag name.
-        flag: &'static str,
-        /// What was given.
-        value: f64,
-    },
-    /// The API base URL does not parse or is not http(s).
-    #[error("--api-base-url {0:?} is not an http:// or https:// URL")]
-    BadUrl(String),
-    /// The env var name is not a valid name.
-    #[error("--env-var {0:?} is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)")]
-    BadEnvVar(String),
-    /// `--verify-exec` cannot be split into words.
-    #[error("--verify-exec cannot be split into words: {0}")]
-    BadVerifyExec(String),
-    /// `--verify-exec` is empty.
-    #[error("--verify-exec is empty")]
-    EmptyVerifyExec,
-    /// An empty container name.
-    #[error("--container must not be empty")]
-    EmptyContainer,
-    /// The webhook URL does not parse or is not http(s).
-    #[error("--notify-webhook {0:?} is not an http:// or https:// URL")]
-    BadWebhook(String),
-}
+/// A command for the exec API, split into words like a shell would (no shell needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecCommand(pub Vec<String>);
 
-/// Converts a flag's seconds into a [`Duration`], refusing nonsense.
-pub fn seconds(flag: &'static str, value: f64) -> Result<Duration, ConfigError> {
-    if !(0.0..=86_400.0).contains(&value) {
-        return Err(ConfigError::BadDuration { flag, value });
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
-impl SecretArgs {
-    /// Checks the flags that parsing alone cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let url = reqwest::Url::parse(&self.api_base_url)
-            .map_err(|_| ConfigError::BadUrl(self.api_base_url.clone()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(ConfigError::BadUrl(self.api_base_url.clone()));
-        }
-        seconds("validate-timeout", self.validate_timeout)?;
-        seconds("validate-deadline", self.validate_deadline)?;
-        Ok(())
+/// Seconds between 0 and 86400 (fractions allowed).
+pub fn seconds(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        _ => Err("must be a number of seconds between 0 and 86400".into()),
     }
 }
 
-impl TargetArgs {
-    /// Checks the flags that parsing alone cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut chars = self.env_var.chars();
-        let first_ok = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ConfigError::BadEnvVar(self.env_var.clone()));
-        }
-        if self.containers.iter().any(|c| c.trim().is_empty()) {
-            return Err(ConfigError::EmptyContainer);
-        }
-        Ok(())
+/// An http:// or https:// URL with a host.
+pub fn http_url(s: &str) -> Result<reqwest::Url, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(u),
+        _ => Err("not an http:// or https:// URL with a host".into()),
     }
 }
 
-impl RotateArgs {
-    /// Checks the flags that parsing alone cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.secret.validate()?;
-        self.targets.validate()?;
-        self.verify_command()?;
-        seconds("verify-timeout", self.verify_timeout)?;
-        seconds("settle", self.settle)?;
-        seconds("lock-timeout", self.lock_timeout)?;
-        seconds("lock-wait", self.lock_wait)?;
-        seconds("engine-retry", self.engine_retry)?;
-        Ok(())
-    }
-
-    /// `--verify-exec` split into words, if given.
-    pub fn verify_command(&self) -> Result<Option<Vec<String>>, ConfigError> {
-        let Some(raw) = &self.verify_exec else {
-            return Ok(None);
-        };
-        let words =
-            shell_words::split(raw).map_err(|e| ConfigError::BadVerifyExec(e.to_string()))?;
-        if words.is_empty() {
-            return Err(ConfigError::EmptyVerifyExec);
-        }
-        Ok(Some(words))
-    }
+fn webhook_url(s: &str) -> Result<WebhookUrl, String> {
+    WebhookUrl::parse(s)
 }
 
-impl RunArgs {
-    /// Checks the flags that parsing alone cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.rotate.validate()?;
-        seconds("debounce", self.debounce)?;
-        seconds("poll-interval", self.poll_interval)?;
-        seconds("shutdown-timeout", self.shutdown_timeout)?;
-        if let Some(hook) = &self.notify_webhook {
-            let ok = reqwest::Url::parse(hook)
-                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .unwrap_or(false);
-            if !ok {
-                return Err(ConfigError::BadWebhook(hook.clone()));
-            }
-        }
-        Ok(())
+/// A valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn env_var_name(s: &str) -> Result<String, String> {
+    let mut chars = s.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)".into());
     }
+    Ok(s.to_string())
 }
 
-impl Cli {
-    /// Checks the whole config once at start.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        match &self.command {
-            Command::Check(a) => a.secret.validate(),
-            Command::Rotate(a) => a.validate(),
-            Command::Run(a) => a.validate(),
-            Command::Status(a) => a.targets.validate(),
-            Command::Healthcheck(_) => Ok(()),
-        }
+fn container_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("a container name must not be empty".into());
     }
+    Ok(s.to_string())
+}
+
+/// `--verify-exec`: split like a shell, not empty.
+pub fn exec_command(s: &str) -> Result<ExecCommand, String> {
+    let words = shell_words::split(s).map_err(|e| format!("cannot be split into words: {e}"))?;
+    if words.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(ExecCommand(words))
 }
 
 #[cfg(test)]
@@ -394,36 +317,49 @@ mod tests {
         };
         assert_eq!(args.targets.containers, ["a", "b"]);
         assert_eq!(
-            args.verify_command().unwrap().unwrap(),
+            args.verify_exec.unwrap().0,
             ["claude", "-p", "say ping", "--max-turns", "1"]
         );
+        assert_eq!(args.settle, Duration::from_secs(2));
     }
 
     #[test]
     fn bad_values_are_refused_with_the_flag_named() {
-        let parse = |extra: &[&str]| {
-            let mut argv = vec!["token-rotator", "rotate", "--container", "a"];
+        let parse = |cmd: &str, extra: &[&str]| {
+            let mut argv = vec!["token-rotator", cmd, "--container", "a"];
             argv.extend_from_slice(extra);
-            Cli::try_parse_from(argv)
-                .unwrap()
-                .validate()
-                .unwrap_err()
-                .to_string()
+            Cli::try_parse_from(argv).unwrap_err().to_string()
         };
-        assert!(parse(&["--env-var", "1BAD"]).contains("--env-var"));
-        assert!(parse(&["--settle=-1"]).contains("--settle"));
-        assert!(parse(&["--api-base-url", "ftp://x"]).contains("--api-base-url"));
-        assert!(parse(&["--verify-exec", "'unclosed"]).contains("--verify-exec"));
-        let run = |extra: &[&str]| {
-            let mut argv = vec!["token-rotator", "run", "--container", "a"];
-            argv.extend_from_slice(extra);
-            Cli::try_parse_from(argv)
-                .unwrap()
-                .validate()
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(run(&["--notify-webhook", "mailto:x@y"]).contains("--notify-webhook"));
-        assert!(run(&["--debounce=-2"]).contains("--debounce"));
+        assert!(parse("rotate", &["--env-var", "1BAD"]).contains("--env-var"));
+        assert!(parse("rotate", &["--settle=-1"]).contains("--settle"));
+        assert!(parse("rotate", &["--api-base-url", "ftp://x"]).contains("--api-base-url"));
+        assert!(parse("rotate", &["--verify-exec", "'unclosed"]).contains("--verify-exec"));
+        assert!(parse("rotate", &["--container", " "]).contains("--container"));
+        let hook = parse("run", &["--notify-webhook", "mailto:secret@example.com"]);
+        assert!(hook.contains("--notify-webhook"), "{hook}");
+        assert!(parse("run", &["--debounce=-2"]).contains("--debounce"));
+    }
+
+    #[test]
+    fn the_webhook_url_is_a_secret() {
+        let url = "https://hooks.example.com/services/T000/B000/SECRETPART";
+        let cli = Cli::try_parse_from([
+            "token-rotator",
+            "run",
+            "--container",
+            "a",
+            "--notify-webhook",
+            url,
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("SECRETPART"));
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").unwrap();
+        std::env::set_var("TOKEN_ROTATOR_NOTIFY_WEBHOOK", url);
+        let help = run.render_long_help().to_string();
+        std::env::remove_var("TOKEN_ROTATOR_NOTIFY_WEBHOOK");
+        assert!(!help.contains("SECRETPART"), "{help}");
+        assert!(help.contains("--notify-webhook"));
     }
 }

@@ -1,44 +1,28 @@
 //! token-rotator: rotate a Claude Code OAuth token into running Docker containers,
-//! validated before and verified after, with rollback.
+//! validated before and verified after, with one undo for every failure and every crash.
 //!
-//! The data flows through one module per stage:
+//! The components, in the order a token flows through them:
 //!
-//! - [`watch`]: notice that the secret file may have changed (directory watch, debounce, poll).
-//! - [`secret`]: read the secret file and normalize it into a [`secret::Token`]
-//!   (whitespace stripped, shape checked, fingerprinted; never printed).
-//! - [`validate`]: ask the API whether the token works before anything is touched.
-//! - [`plan`]: resolve the target containers and decide which need the token, after
-//!   [`lock`] has locked them and [`recover`] has finished or undone any swap a crash
-//!   interrupted.
-//! - [`spec`]: derive each replacement's configuration from the old container's.
-//! - [`swap`]: create, rename aside, stop, start; roll back on any failure.
-//! - [`verify`]: prove the replacement is up and carries the new credential.
-//! - [`report`]: what a rotation did, as text, JSON and an exit code; [`metrics`],
-//!   [`webhook`] and [`status`] carry it further.
-//!
-//! [`rotate`] runs those stages once; [`daemon`] runs them on every change, with
-//! [`http`] serving health, metrics and status and [`signal`] ending it; [`config`] is the
-//! command line, [`docker`] the
-//! engine connection and the labels written on containers, [`logging`] the log set-up
-//! that keeps dependencies from printing container env.
+//! - [`secret`]: the [`secret::Token`] (never printed, named by its fingerprint), reading
+//!   it from a file without blocking, and the redactor for text that comes from containers.
+//! - [`validate`]: ask the API whether a token works, before anything is touched.
+//! - [`engine`]: the Docker Engine connection, its container operations, the `-tr-` names
+//!   and labels token-rotator writes, and the one backoff.
+//! - [`target`]: the [`target::Target`] trait (key, lock, interrupted, observe, apply,
+//!   verify, commit, undo), the per-target lock, and containers as targets.
+//! - [`rotation`]: the pipeline that drives targets through a rotation, and its report.
+//! - [`error`]: the rotation's error, and the one mapping to an outcome and exit code.
+//! - [`daemon`]: `run`: watch the secret file, rotate on change, retry, shut down.
+//! - [`telemetry`]: logs, metrics, webhook, status and the daemon's endpoints.
+//! - [`config`] parses the command line once into typed values; [`cli`] runs a command.
 
+pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod docker;
-pub mod http;
-pub mod lock;
-pub mod logging;
-pub mod metrics;
-pub mod plan;
-pub mod recover;
-pub mod report;
-pub mod rotate;
+pub mod engine;
+pub mod error;
+pub mod rotation;
 pub mod secret;
-pub mod signal;
-pub mod spec;
-pub mod status;
-pub mod swap;
+pub mod target;
+pub mod telemetry;
 pub mod validate;
-pub mod verify;
-pub mod watch;
-pub mod webhook;

@@ -5,7 +5,9 @@
 mod support;
 
 use support::api::StandInApi;
-use support::{accepted, env_of, host_bot, inspect, rotator, s, Paused, Scope, ENV_VAR};
+use support::{
+    accepted, anon_volume, env_of, host_bot, inspect, rotator, s, Paused, Scope, ENV_VAR,
+};
 
 /// Runs a fault-injection rotation paused at `step`, then SIGKILLs it there.
 fn kill_at(step: &str, file: &std::path::Path, api: &StandInApi, target: &str) {
@@ -13,17 +15,6 @@ fn kill_at(step: &str, file: &std::path::Path, api: &StandInApi, target: &str) {
     let args = ["rotate", "--secret-file", s(file), "--api-base-url", &base];
     let tail = ["--container", target, "--settle", "0.3"];
     Paused::at(step, &[&args[..], &tail[..]].concat(), &[]).kill();
-}
-
-fn anon_volume(name: &str) -> String {
-    inspect(name)["Mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["Destination"] == "/data")
-        .and_then(|m| m["Name"].as_str())
-        .unwrap()
-        .to_string()
 }
 
 /// Kills a rotation at `step`, re-runs it, and checks the end state. `verified`: whether
@@ -51,6 +42,7 @@ fn crash_and_recover(step: &str, verified: bool) {
 
     let run = rotator(&[
         "rotate",
+        "--json",
         "--secret-file",
         s(&file),
         "--api-base-url",
@@ -61,6 +53,8 @@ fn crash_and_recover(step: &str, verified: bool) {
         "0.3",
     ]);
     assert_eq!(run.code, 0, "{step}: {run:?}");
+    let report = run.json();
+    let recovered = report["recovered"].to_string();
     let short = &old_id[..12];
     let expect = match step {
         "after-create" => "removed unfinished replacement".to_string(),
@@ -68,7 +62,7 @@ fn crash_and_recover(step: &str, verified: bool) {
         _ => format!("restored the old container {short} under its name"),
     };
     assert!(
-        run.stdout.contains(&expect),
+        recovered.contains(&expect),
         "{step}: expected {expect:?}\n{run:?}"
     );
     let after = inspect(&name);
@@ -87,13 +81,13 @@ fn crash_and_recover(step: &str, verified: bool) {
             new_id_at_crash,
             "{step}: the verified container is kept"
         );
-        assert!(
-            run.stdout.contains("already current"),
+        assert_eq!(
+            report["targets"][0]["outcome"], "already_current",
             "{step}: no second swap: {run:?}"
         );
     } else {
-        assert!(
-            run.stdout.contains("swapped and verified"),
+        assert_eq!(
+            report["targets"][0]["outcome"], "swapped",
             "{step}: swapped again after restoring: {run:?}"
         );
     }
@@ -156,6 +150,7 @@ fn recovery_restores_the_very_same_old_container_when_the_token_is_not_retried()
     let file = scope.secret_file(&old);
     let run = rotator(&[
         "rotate",
+        "--json",
         "--secret-file",
         s(&file),
         "--api-base-url",
@@ -164,7 +159,7 @@ fn recovery_restores_the_very_same_old_container_when_the_token_is_not_retried()
         &name,
     ]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("already current"), "{run:?}");
+    assert_eq!(run.json()["outcome"], "already_current", "{run:?}");
     assert_eq!(
         inspect(&name)["Id"],
         old_id,
@@ -183,6 +178,7 @@ fn two_rotators_never_interleave_and_a_dead_holders_lock_is_taken_over() {
     let file = scope.secret_file(&new);
     let args = [
         "rotate",
+        "--json",
         "--secret-file",
         s(&file),
         "--api-base-url",
@@ -201,11 +197,7 @@ fn two_rotators_never_interleave_and_a_dead_holders_lock_is_taken_over() {
 
     let b = rotator(&args);
     assert_eq!(b.code, 7, "{b:?}");
-    assert!(
-        b.stdout
-            .contains("is being rotated by another token-rotator"),
-        "{b:?}"
-    );
+    assert_eq!(b.json()["outcome"], "busy", "{b:?}");
     let mut after_b = scope.containers();
     let mut before_b = mid_swap.clone();
     after_b.sort();
@@ -218,7 +210,13 @@ fn two_rotators_never_interleave_and_a_dead_holders_lock_is_taken_over() {
     a.kill();
     let c = rotator(&args);
     assert_eq!(c.code, 0, "C takes over the dead holder's lock: {c:?}");
-    assert!(c.stdout.contains("restored the old container"), "{c:?}");
+    let report = c.json();
+    assert!(
+        report["recovered"]
+            .to_string()
+            .contains("restored the old container"),
+        "{c:?}"
+    );
     assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
     assert_eq!(
         scope.containers(),
@@ -260,6 +258,7 @@ fn a_lock_from_another_host_is_honoured_until_it_expires() {
     let run = |timeout: &str| {
         rotator(&[
             "rotate",
+            "--json",
             "--secret-file",
             s(&file),
             "--api-base-url",
@@ -276,9 +275,14 @@ fn a_lock_from_another_host_is_honoured_until_it_expires() {
     };
     let held = run("600");
     assert_eq!(held.code, 7, "{held:?}");
+    let report = held.json();
+    assert_eq!(report["outcome"], "busy");
     assert!(
-        held.stdout.contains("(on elsewhere, pid 1, for 12"),
-        "{held:?}"
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("(on elsewhere, pid 1, for 12"),
+        "the holder is named: {held:?}"
     );
     assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
 

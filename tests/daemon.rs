@@ -66,6 +66,16 @@ impl Daemon {
             "daemon did not come up: {}",
             d.logs()
         );
+        // The endpoints answer before the daemon's first look at the targets (the listener
+        // is bound first): wait for that reconcile, so that tests start from its result.
+        assert!(
+            wait_until(30.0, || {
+                let (code, body) = http_get(&d.listen, "/status");
+                code == 200 && !body.contains("\"last_rotation\":null")
+            }),
+            "the daemon never finished its start-up reconcile: {}",
+            d.logs()
+        );
         d
     }
 
@@ -342,7 +352,7 @@ fn sigterm_during_a_swap_leaves_the_target_running() {
         wait_until(15.0, || scope
             .containers()
             .iter()
-            .any(|c| c.contains("-tr-"))),
+            .any(|c| c.contains("-tr-new-") || c.contains("-tr-old-"))),
         "swap never started"
     );
     docker(&["stop", "--time", "60", &d.name]);
@@ -364,6 +374,43 @@ fn sigterm_during_a_swap_leaves_the_target_running() {
     assert_eq!(
         left, expected,
         "no temporary or renamed-aside container left"
+    );
+}
+
+#[test]
+fn a_webhook_delivery_in_flight_at_shutdown_is_drained() {
+    let f = Fixture::new("daemon-drain");
+    let hook = Recorder::start();
+    let new = accepted(&f.api);
+    let d = f.daemon(&[
+        "TOKEN_ROTATOR_SETTLE=3".into(),
+        format!("TOKEN_ROTATOR_NOTIFY_WEBHOOK={}", hook.url),
+    ]);
+    write_in_place(&f.file, &new);
+    assert!(
+        wait_until(15.0, || f
+            .scope
+            .containers()
+            .iter()
+            .any(|c| c.contains("-tr-new-") || c.contains("-tr-old-"))),
+        "swap never started"
+    );
+    // SIGTERM mid-swap: the swap finishes during shutdown and its event goes out at the
+    // very end; the daemon must not exit before delivering it.
+    docker(&["stop", "--time", "60", &d.name]);
+    assert_eq!(
+        support::inspect(&d.name)["State"]["ExitCode"],
+        0,
+        "{}",
+        d.logs()
+    );
+    let events = hook.bodies();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "rotation" && e["outcome"] == "rotated"),
+        "the rotation's event was delivered before exit: {events:?}\n{}",
+        d.logs()
     );
 }
 

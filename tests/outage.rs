@@ -52,6 +52,7 @@ impl Outage {
         let name = self.name.as_str();
         vec![
             "rotate",
+            "--json",
             "--secret-file",
             s(&self.file),
             "--api-base-url",
@@ -99,7 +100,7 @@ fn an_engine_outage_during_verification_is_ridden_out_when_it_comes_back() {
     let run = o.cut_at("after-start", "60", Some(3));
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stderr.contains("engine unreachable"), "{run:?}");
-    assert!(run.stdout.contains("swapped and verified"), "{run:?}");
+    assert_eq!(run.json()["targets"][0]["outcome"], "swapped", "{run:?}");
     assert_ne!(inspect(&o.name)["Id"], o.old_id);
     o.assert_ends_running_with(&o.new);
 }
@@ -110,17 +111,19 @@ fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_ru
     // The old container has been stopped and set aside; the replacement has its name.
     let run = o.cut_at("after-stop", "2", None);
     assert_eq!(run.code, 6, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "rollback_failed");
+    assert_eq!(report["targets"][0]["outcome"], "rollback_failed");
+    let error = report["targets"][0]["error"].as_str().unwrap();
     assert!(
-        run.stdout.contains("could not start the replacement")
-            && run.stdout.contains("ROLLBACK FAILED")
-            && run
-                .stdout
-                .contains("the next `token-rotator rotate` or `run` finishes the recovery"),
-        "{run:?}"
+        error.contains("could not start the replacement")
+            && error.contains("ROLLBACK FAILED: could not list the leftovers of the swap")
+            && error.contains("the next `token-rotator rotate` or `run` finishes the recovery"),
+        "names the failed step, the failed undo step, and what comes next: {error}"
     );
     assert!(
         run.stderr
-            .contains("could not remove the replacement, retrying: engine unreachable ("),
+            .contains("could not list leftovers of a swap, retrying: engine unreachable ("),
         "retried with backoff first: {run:?}"
     );
     assert_eq!(
@@ -133,9 +136,10 @@ fn an_engine_gone_for_longer_than_the_retry_window_stops_clearly_and_the_next_ru
     let host = o.proxy.docker_host();
     let again = rotator_env(&o.args("30"), &[("DOCKER_HOST", &host)]);
     assert_eq!(again.code, 0, "{again:?}");
+    let recovered = again.json()["recovered"].to_string();
     assert!(
-        again.stdout.contains("removed unverified replacement")
-            && again.stdout.contains("restored the old container"),
+        recovered.contains("removed unverified replacement")
+            && recovered.contains("restored the old container"),
         "{again:?}"
     );
     o.assert_ends_running_with(&o.new);
@@ -150,11 +154,9 @@ fn an_engine_outage_mid_swap_rolls_back_cleanly_and_is_reported_as_retryable() {
         run.code, 5,
         "exit 5: engine unavailable, worth retrying: {run:?}"
     );
-    assert!(
-        run.stdout
-            .contains("rolled back: the old container is back as it was"),
-        "{run:?}"
-    );
+    let report = run.json();
+    assert_eq!(report["outcome"], "engine_unavailable");
+    assert_eq!(report["targets"][0]["outcome"], "rolled_back");
     assert_eq!(
         inspect(&o.name)["Id"],
         o.old_id,

@@ -15,7 +15,14 @@ fn rotate(
     extra: &[&str],
 ) -> support::Run {
     let base = api.base_url();
-    let mut args = vec!["rotate", "--secret-file", s(file), "--api-base-url", &base];
+    let mut args = vec![
+        "rotate",
+        "--json",
+        "--secret-file",
+        s(file),
+        "--api-base-url",
+        &base,
+    ];
     if !extra.contains(&"--settle") {
         args.extend(["--settle", "0.5"]);
     }
@@ -54,9 +61,14 @@ fn happy_rotation_swaps_in_the_new_token_and_verifies_it_by_exec() {
     let run = rotate(&file, &api, &[&name], &["--verify-exec", "/fake-bot check"]);
 
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("swapped and verified"), "{run:?}");
-    assert!(run.stdout.contains(&fingerprint(&new)), "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "rotated");
+    assert_eq!(report["fingerprint"], fingerprint(&new).as_str());
+    assert_eq!(report["targets"][0]["outcome"], "swapped");
+    assert_eq!(report["targets"][0]["old_id"], old_id.as_str());
+    assert_eq!(report["targets"][0]["previous"], fingerprint(&old).as_str());
     let after = inspect(&name);
+    assert_eq!(report["targets"][0]["new_id"], after["Id"]);
     assert_ne!(after["Id"].as_str().unwrap(), old_id, "a new container");
     assert!(after["State"]["Running"].as_bool().unwrap());
     assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(new.as_str()));
@@ -106,18 +118,14 @@ fn failed_verification_rolls_back_to_the_same_old_container() {
     );
 
     assert_eq!(run.code, 4, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "rolled_back");
+    assert_eq!(report["targets"][0]["outcome"], "rolled_back");
+    let error = report["targets"][0]["error"].as_str().unwrap();
     assert!(
-        run.stdout.contains("could not verify the replacement"),
-        "{run:?}"
-    );
-    assert!(
-        run.stdout.contains("verification command exited 1"),
-        "{run:?}"
-    );
-    assert!(
-        run.stdout
-            .contains("rolled back: the old container is back as it was"),
-        "{run:?}"
+        error.contains("could not verify the replacement")
+            && error.contains("verification command exited 1"),
+        "the failed step and its cause: {error}"
     );
     assert_eq!(id_of(&name), old_id, "the very same container");
     assert!(is_running(&name));
@@ -153,11 +161,13 @@ fn replacement_that_exits_is_rolled_back_at_once() {
     );
 
     assert_eq!(run.code, 4, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "rolled_back");
+    let error = report["targets"][0]["error"].as_str().unwrap();
     assert!(
-        run.stdout.contains("the new container exited (code 1)"),
-        "{run:?}"
+        error.contains("the new container exited (code 1)"),
+        "{error}"
     );
-    assert!(run.stdout.contains("rolled back"), "{run:?}");
     assert_eq!(id_of(&name), old_id);
     assert!(is_running(&name));
     assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
@@ -178,11 +188,17 @@ fn invalid_token_leaves_the_target_untouched() {
     let run = rotate(&scope.secret_file(&revoked), &api, &[&name], &[]);
 
     assert_eq!(run.code, 1, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "rejected");
+    assert_eq!(report["validation"], "invalid");
     assert!(
-        run.stdout.contains("OAuth token has been revoked"),
-        "{run:?}"
+        report["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("OAuth token has been revoked"),
+        "{report}"
     );
-    assert!(run.stdout.contains("no container was touched"), "{run:?}");
+    assert_eq!(report["targets"][0]["outcome"], "not_attempted");
     assert_eq!(id_of(&name), id);
     assert_eq!(started_at(&name), started, "not even restarted");
     assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
@@ -207,10 +223,12 @@ fn inconclusive_validation_leaves_the_target_untouched() {
     );
 
     assert_eq!(run.code, 3, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "inconclusive");
+    assert_eq!(report["validation"], "inconclusive");
     assert!(
-        run.stdout
-            .contains("inconclusive (HTTP 529 overloaded_error"),
-        "{run:?}"
+        report["verdict"].as_str().unwrap().contains("HTTP 529"),
+        "{report}"
     );
     assert_eq!(id_of(&name), id);
     assert_eq!(started_at(&name), started);
@@ -231,7 +249,16 @@ fn malformed_secret_file_leaves_the_target_untouched() {
         &[],
     );
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stdout.contains("holds a refresh token"), "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "rejected");
+    assert_eq!(report["fingerprint"], serde_json::Value::Null);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("holds a refresh token"),
+        "{report}"
+    );
     assert_eq!(id_of(&name), id);
 }
 
@@ -251,13 +278,13 @@ fn rotating_to_the_token_already_carried_touches_nothing_and_asks_no_api() {
     let second = rotate(&file, &api, &[&name], &[]);
 
     assert_eq!(second.code, 0, "{second:?}");
-    assert!(
-        second.stdout.contains("already current, not touched"),
-        "{second:?}"
-    );
-    assert!(
-        second.stdout.contains("result: already_current"),
-        "{second:?}"
+    let report = second.json();
+    assert_eq!(report["outcome"], "already_current");
+    assert_eq!(report["targets"][0]["outcome"], "already_current");
+    assert_eq!(
+        report["validation"],
+        serde_json::Value::Null,
+        "not validated"
     );
     assert_eq!(id_of(&name), id);
     assert_eq!(started_at(&name), started);
@@ -276,10 +303,11 @@ fn missing_container_fails_before_any_target_is_touched() {
     let run = rotate(&scope.secret_file(&new), &api, &[&name, &ghost], &[]);
 
     assert_eq!(run.code, 4, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "bad_target");
     assert!(
-        run.stdout
-            .contains(&format!("target container \"{ghost}\" does not exist")),
-        "{run:?}"
+        report["error"].as_str().unwrap().contains(&ghost),
+        "{report}"
     );
     assert_eq!(id_of(&name), id, "the existing target is untouched");
     assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
@@ -303,6 +331,9 @@ fn two_targets_are_both_rotated() {
     );
 
     assert_eq!(run.code, 0, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["targets"][0]["outcome"], "swapped");
+    assert_eq!(report["targets"][1]["outcome"], "swapped");
     for (n, id) in [(&a, id_a), (&b, id_b)] {
         assert_ne!(id_of(n), id);
         assert!(is_running(n));
@@ -324,7 +355,12 @@ fn auto_remove_target_is_refused_and_left_running() {
     let run = rotate(&scope.secret_file(&new), &api, &[&name], &[]);
 
     assert_eq!(run.code, 4, "{run:?}");
-    assert!(run.stdout.contains("has AutoRemove (--rm) set"), "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "bad_target");
+    assert!(
+        report["error"].as_str().unwrap().contains("AutoRemove"),
+        "{report}"
+    );
     assert_eq!(id_of(&name), id);
     assert!(is_running(&name));
 }
@@ -353,10 +389,18 @@ fn engine_unreachable_is_reported_with_exit_5() {
     let file = scope.secret_file(&token);
     let sock = format!("unix://{}/no.sock", scope.dir.path().display());
     let run = support::rotator_env(
-        &["rotate", "--secret-file", s(&file), "--container", "x"],
+        &[
+            "rotate",
+            "--json",
+            "--secret-file",
+            s(&file),
+            "--container",
+            "x",
+        ],
         &[("DOCKER_HOST", &sock)],
     );
     assert_eq!(run.code, 5, "{run:?}");
+    assert_eq!(run.json()["outcome"], "engine_unavailable");
     assert!(
         run.stderr.contains("cannot connect to the Docker engine"),
         "{run:?}"
@@ -381,13 +425,7 @@ fn status_reports_each_targets_token_and_last_swap() {
 
     let run = rotate(&file, &api, &[&name], &[]);
     assert_eq!(run.code, 0, "{run:?}");
-    let rotation_id = run
-        .stdout
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(':')
-        .to_string();
+    let rotation_id = run.json()["rotation"].as_str().unwrap().to_string();
     let after = status();
     assert_eq!(after.code, 0, "{after:?}");
     assert!(

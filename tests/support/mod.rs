@@ -58,6 +58,18 @@ pub fn inspect(name: &str) -> Value {
     v[0].take()
 }
 
+/// The name of the (anonymous) volume mounted at `/data` in a container.
+pub fn anon_volume(name: &str) -> String {
+    inspect(name)["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/data")
+        .and_then(|m| m["Name"].as_str())
+        .unwrap()
+        .to_string()
+}
+
 /// The value of `var` in a container's env.
 pub fn env_of(name: &str, var: &str) -> Option<String> {
     let v = inspect(name);
@@ -111,6 +123,20 @@ pub fn bot_image_with_healthcheck() -> &'static str {
         build_image(
             IMAGE,
             "HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD [\"/fake-bot\", \"health\"]\n",
+        )
+    });
+    IMAGE
+}
+
+/// The bot image with a healthcheck that prints the bot's token (whole and cut) and
+/// fails: a careless bot, for redaction tests.
+pub fn bot_image_with_leaking_healthcheck() -> &'static str {
+    const IMAGE: &str = "token-rotator-test-bot-leaky:latest";
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        build_image(
+            IMAGE,
+            "HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD [\"/fake-bot\", \"leak\"]\n",
         )
     });
     IMAGE
@@ -382,6 +408,14 @@ pub fn rotator_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     };
     assert_no_secret(&run.all());
     run
+}
+
+impl Run {
+    /// stdout parsed as the one JSON object of `rotate --json`.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {self:?}"))
+    }
 }
 
 /// Path as &str.

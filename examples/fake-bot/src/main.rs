@@ -7,6 +7,9 @@
 //! - `fake-bot check`: one request, exit 0 if it authenticates, 1 if not, like
 //!   `claude -p ping --max-turns 1`. Meant for `token-rotator --verify-exec`.
 //! - `fake-bot health`: exit 0 unless `FAKE_BOT_UNHEALTHY=1`; for healthchecks.
+//! - `fake-bot leak`: a careless bot for redaction tests: print the token whole, its halves
+//!   on separate lines, and a long tail that ends in half of it (as a cut buffer would),
+//!   then exit 1.
 //!
 //! The token is read from `FAKE_BOT_TOKEN_VAR` (default `BOT_BOTTLE_CLAUDE_OAUTH_TOKEN`),
 //! else `CLAUDE_CODE_OAUTH_TOKEN`. The token is never printed, only its fingerprint.
@@ -32,12 +35,22 @@ fn main() {
         "serve" => serve(),
         "check" => check(),
         "health" => i32::from(env("FAKE_BOT_UNHEALTHY").as_deref() == Some("1")),
+        "leak" => leak(),
         other => {
             eprintln!("fake-bot: unknown mode {other:?} (serve, check, health)");
             64
         }
     };
     std::process::exit(code);
+}
+
+fn leak() -> i32 {
+    let tok = token().unwrap_or_default();
+    let half = tok.len() / 2;
+    println!("debug: my token is {tok}");
+    eprintln!("error: auth failed for {}", &tok[..half]);
+    eprintln!("{}{}", "x".repeat(500), &tok[half..]);
+    1
 }
 
 fn env(name: &str) -> Option<String> {

@@ -7,35 +7,31 @@
 //! backoff until the file changes. A token that was refused, or whose
 //! swap was rolled back, is not tried again until the file is written again (its mtime
 //! changes), so an unrelated event in the directory does not restart the bot.
-//! On shutdown, a rotation in progress may finish or roll back within a bound.
+//! On shutdown, a rotation in progress may finish or roll back within a bound, and
+//! webhook deliveries in flight are drained within the same bound.
+
+pub mod signal;
+pub mod watch;
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
-use crate::report::{Outcome, RotationReport};
-use crate::rotate::Rotator;
-use crate::secret::{read_token, Fingerprint};
-use crate::watch::{self, WatchConfig};
-use crate::webhook::Webhook;
+use crate::engine::Backoff;
+use crate::error::Outcome;
+use crate::rotation::{RotationReport, Rotator, TargetOutcome};
+use crate::secret::{read_token_async, Fingerprint, TokenFormat};
+use crate::telemetry::webhook::Webhook;
+use crate::telemetry::Shared;
+use watch::WatchConfig;
 
 /// First retry delay after an inconclusive validation; doubles up to [`RETRY_MAX`].
 pub const RETRY_FIRST: Duration = Duration::from_secs(5);
 /// Longest retry delay.
 pub const RETRY_MAX: Duration = Duration::from_secs(600);
-
-/// What the daemon shares with the HTTP endpoints.
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// Metrics.
-    pub metrics: Metrics,
-    /// The last rotation's report.
-    pub last_report: RwLock<Option<RotationReport>>,
-}
 
 /// Settings of the daemon beyond one rotation's.
 #[derive(Debug, Clone)]
@@ -66,7 +62,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut pending = true; // reconcile on start
     let mut retry_at: Option<Instant> = None;
-    let mut backoff = RETRY_FIRST;
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
     let mut last_failed: Option<Failed> = None;
     let mut last_event: Option<(Option<String>, Outcome)> = None;
     tracing::info!(secret_file = %cfg.watch.path.display(), targets = ?rotator.containers, "watching for token changes");
@@ -76,61 +72,62 @@ pub async fn run(
             pending = false;
             ticks.borrow_and_update();
             if let Some(f) = &last_failed {
-                if current_content(&cfg.watch.path).as_ref() == Some(f) {
+                if current_content(&cfg.watch.path).await.as_ref() == Some(f) {
                     tracing::debug!(fingerprint = %f.fingerprint, "secret file not written again since its token failed; waiting");
                     retry_at = None;
                     continue;
                 }
             }
-            let rotation = rotator.rotate_once();
+            let rotation = rotator.rotate_file();
             tokio::pin!(rotation);
             let report = tokio::select! {
                 r = &mut rotation => r,
                 _ = &mut shutdown => {
                     tracing::info!(timeout_secs = cfg.shutdown_timeout.as_secs_f64(), "letting the rotation in progress finish before exiting");
-                    match tokio::time::timeout(cfg.shutdown_timeout, rotation).await {
+                    let bound = Instant::now() + cfg.shutdown_timeout;
+                    match tokio::time::timeout_at(bound, rotation).await {
                         Ok(r) => publish(&shared, &cfg, &r, &mut last_event),
                         Err(_) => tracing::error!("the rotation in progress did not finish in time; the next start will find where it stopped"),
                     }
+                    drain(&cfg, bound).await;
                     return;
                 }
             };
             publish(&shared, &cfg, &report, &mut last_event);
-            match report.outcome {
-                // A failed rollback is retried too: the next run starts by recovering.
-                Outcome::Inconclusive
-                | Outcome::EngineUnavailable
-                | Outcome::Busy
-                | Outcome::RollbackFailed => {
-                    tracing::info!(retry_in_secs = backoff.as_secs(), "will retry");
-                    retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(RETRY_MAX);
-                }
-                outcome => {
-                    retry_at = None;
-                    backoff = RETRY_FIRST;
-                    let failed = matches!(
-                        outcome,
-                        Outcome::Rejected | Outcome::RolledBack | Outcome::BadTarget
-                    );
-                    last_failed = if failed {
-                        current_content(&cfg.watch.path)
-                    } else {
-                        None
-                    };
-                }
+            // A failed rollback is retried too: the next run starts by recovering.
+            if report.outcome.is_retryable() {
+                let delay = backoff.next_delay();
+                tracing::info!(retry_in_secs = delay.as_secs(), "will retry");
+                retry_at = Some(Instant::now() + delay);
+            } else {
+                retry_at = None;
+                backoff.reset();
+                let failed = matches!(
+                    report.outcome,
+                    Outcome::Rejected | Outcome::RolledBack | Outcome::BadTarget
+                );
+                last_failed = if failed {
+                    current_content(&cfg.watch.path).await
+                } else {
+                    None
+                };
             }
             continue;
         }
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => {
+                drain(&cfg, Instant::now() + cfg.shutdown_timeout).await;
+                return;
+            }
             changed = ticks.changed() => {
                 if changed.is_err() {
                     tracing::error!("the file watcher stopped");
                     return;
                 }
                 pending = true;
-                last_failed = last_failed.filter(|f| current_content(&cfg.watch.path).as_ref() == Some(f));
+                if last_failed.is_some() && current_content(&cfg.watch.path).await != last_failed {
+                    last_failed = None;
+                }
             }
             _ = sleep_until(retry_at), if retry_at.is_some() => pending = true,
         }
@@ -143,10 +140,21 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Waits for webhook deliveries in flight, until `until`.
+async fn drain(cfg: &DaemonConfig, until: Instant) {
+    if let Some(hook) = &cfg.webhook {
+        hook.drain(until.saturating_duration_since(Instant::now()))
+            .await;
+    }
+}
+
 /// The file's token fingerprint and mtime, if it can be read at all.
-fn current_content(path: &Path) -> Option<Failed> {
-    let token = read_token(path, crate::secret::TokenFormat::Any).ok()?;
-    let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+async fn current_content(path: &Path) -> Option<Failed> {
+    let token = read_token_async(path, TokenFormat::Any).await.ok()?;
+    let mtime = tokio::fs::metadata(path)
+        .await
+        .and_then(|m| m.modified())
+        .ok();
     Some(Failed {
         fingerprint: token.fingerprint().clone(),
         mtime,
@@ -166,9 +174,8 @@ fn publish(
         "rotation finished"
     );
     for t in &report.targets {
-        let fp = match &t.outcome {
-            crate::report::TargetOutcome::Swapped { .. }
-            | crate::report::TargetOutcome::AlreadyCurrent => report.fingerprint.as_deref(),
+        let fp = match t.outcome {
+            TargetOutcome::Swapped | TargetOutcome::AlreadyCurrent => report.fingerprint.as_deref(),
             _ => t.previous.as_deref(),
         };
         shared.metrics.set_deployed(&t.name, fp);

@@ -1,9 +1,11 @@
-//! Stage 5: prove the new container is up and uses the new credential.
+//! Prove the replacement is up and uses the new credential.
 //!
 //! It must stay running for the settle period, be healthy if it has a healthcheck,
 //! carry the new token in its env, and, if asked, pass a command run inside it through
 //! the exec API (no shell needed in the image). Failures are retried until the timeout
-//! because the bot may still be starting; the caller rolls back on error.
+//! because the bot may still be starting; the pipeline undoes the swap on error. All text
+//! that comes from the container (exec and healthcheck output, the engine's `State.Error`)
+//! passes through the redactor before it is kept anywhere.
 
 use std::time::Duration;
 
@@ -14,21 +16,37 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::docker::describe;
-use crate::plan::env_value;
-use crate::secret::Token;
+use super::apply::{failed, step};
+use super::observe::env_value;
+use super::ContainerConfig;
+use crate::engine::{describe, is_transport};
+use crate::secret::{Redactor, Token};
+use crate::target::{fault, Change, Ctx, StepError};
 
-/// How a new container is verified.
-#[derive(Debug, Clone)]
-pub struct VerifyConfig {
-    /// Env var carrying the token.
-    pub env_var: String,
-    /// How long it must stay running.
-    pub settle: Duration,
-    /// Give up (and roll back) after this long.
-    pub timeout: Duration,
-    /// Command to run inside it, already split into words.
-    pub exec: Option<Vec<String>>,
+/// Verifies the replacement of `change`: a stopped target's only by its env, a running
+/// one's by every check until the timeout.
+pub async fn verify_change(
+    docker: &Docker,
+    target: &str,
+    change: &Change,
+    cfg: &ContainerConfig,
+    ctx: Ctx<'_>,
+) -> Result<(), StepError> {
+    let as_step = |e: VerifyError| {
+        let unreachable = e.is_engine_unreachable();
+        failed(target, step::VERIFY, unreachable, e)
+    };
+    if !change.old_running {
+        return verify_env_only(docker, &change.new_id, ctx.token, &cfg.env_var)
+            .await
+            .map_err(as_step);
+    }
+    fault::point("during-verify")
+        .await
+        .map_err(|e| failed(target, step::VERIFY, false, e))?;
+    verify(docker, &change.new_id, ctx.token, cfg, ctx.redactor)
+        .await
+        .map_err(as_step)
 }
 
 /// Why the new container failed verification.
@@ -57,8 +75,8 @@ pub enum VerifyError {
         output: String,
     },
     /// The engine failed.
-    #[error("engine error while verifying: {0}")]
-    Engine(String),
+    #[error("engine error while verifying: {}", describe(.0))]
+    Engine(#[source] bollard::errors::Error),
     /// The timeout ran out while it was still not ready.
     #[error("not verified within {secs:.0}s: {last}")]
     Timeout {
@@ -97,22 +115,23 @@ pub async fn verify(
     docker: &Docker,
     id: &str,
     token: &Token,
-    cfg: &VerifyConfig,
+    cfg: &ContainerConfig,
+    redactor: &Redactor,
 ) -> Result<(), VerifyError> {
-    let deadline = Instant::now() + cfg.timeout.max(cfg.settle);
+    let deadline = Instant::now() + cfg.verify_timeout.max(cfg.settle);
     // Measure the settle period from the first time we see this run of the container.
     let mut seen_start: Option<(String, Instant)> = None;
     let mut was_unreachable = false;
     loop {
-        let (pending, unreachable) = match check_once(docker, id, token, cfg, &mut seen_start).await
-        {
+        let checked = check_once(docker, id, token, cfg, redactor, &mut seen_start).await;
+        let (pending, unreachable) = match checked {
             Ok(()) => return Ok(()),
             Err(Check::Failed(e)) => return Err(e),
             Err(Check::Pending(why)) => (why, false),
             Err(Check::Unreachable(why)) => (why, true),
         };
         if Instant::now() >= deadline {
-            let secs = cfg.timeout.as_secs_f64();
+            let secs = cfg.verify_timeout.as_secs_f64();
             return Err(if unreachable {
                 VerifyError::EngineUnreachable {
                     secs,
@@ -151,7 +170,7 @@ pub async fn verify_env_only(
     let info = docker
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
-        .map_err(|e| VerifyError::Engine(describe(&e)))?;
+        .map_err(VerifyError::Engine)?;
     if env_value(&info, env_var).is_some_and(|v| token.matches(v)) {
         Ok(())
     } else {
@@ -163,7 +182,8 @@ async fn check_once(
     docker: &Docker,
     id: &str,
     token: &Token,
-    cfg: &VerifyConfig,
+    cfg: &ContainerConfig,
+    redactor: &Redactor,
     seen_start: &mut Option<(String, Instant)>,
 ) -> Result<(), Check> {
     let info = docker
@@ -173,10 +193,10 @@ async fn check_once(
     if !env_value(&info, &cfg.env_var).is_some_and(|v| token.matches(v)) {
         return Err(Check::Failed(VerifyError::WrongToken(cfg.env_var.clone())));
     }
-    running_for_settle(&info, cfg.settle, seen_start)?;
-    healthy(&info)?;
-    if let Some(cmd) = &cfg.exec {
-        run_exec(docker, id, cmd, token).await?;
+    running_for_settle(&info, cfg.settle, seen_start, redactor)?;
+    healthy(&info, redactor)?;
+    if let Some(cmd) = &cfg.verify_exec {
+        run_exec(docker, id, cmd, redactor).await?;
     }
     Ok(())
 }
@@ -185,6 +205,7 @@ fn running_for_settle(
     info: &ContainerInspectResponse,
     settle: Duration,
     seen_start: &mut Option<(String, Instant)>,
+    redactor: &Redactor,
 ) -> Result<(), Check> {
     let state = info.state.clone().unwrap_or_default();
     if state.restarting.unwrap_or(false) {
@@ -212,7 +233,7 @@ fn running_for_settle(
             detail: state
                 .error
                 .filter(|e| !e.is_empty())
-                .map(|e| format!(": {e}"))
+                .map(|e| format!(": {}", redactor.redact(&e)))
                 .unwrap_or_default(),
         };
         // With a restart policy the engine may bring it back: wait for the timeout.
@@ -243,7 +264,7 @@ fn running_for_settle(
     Ok(())
 }
 
-fn healthy(info: &ContainerInspectResponse) -> Result<(), Check> {
+fn healthy(info: &ContainerInspectResponse, redactor: &Redactor) -> Result<(), Check> {
     let Some(health) = info.state.as_ref().and_then(|s| s.health.as_ref()) else {
         return Ok(()); // no healthcheck
     };
@@ -255,7 +276,7 @@ fn healthy(info: &ContainerInspectResponse) -> Result<(), Check> {
                 .as_ref()
                 .and_then(|l| l.last())
                 .map(|r| {
-                    let output = r.output.as_deref().unwrap_or("").trim();
+                    let output = redactor.redact(r.output.as_deref().unwrap_or("").trim());
                     let output: String = output.chars().take(200).collect();
                     format!("healthcheck exited {}: {output}", r.exit_code.unwrap_or(-1))
                 })
@@ -268,14 +289,19 @@ fn healthy(info: &ContainerInspectResponse) -> Result<(), Check> {
 
 /// An unreachable engine (a restart) is waited out until the timeout; an answer is final.
 fn engine_check(e: bollard::errors::Error) -> Check {
-    if crate::docker::is_transport(&e) {
+    if is_transport(&e) {
         Check::Unreachable(describe(&e))
     } else {
-        Check::Failed(VerifyError::Engine(describe(&e)))
+        Check::Failed(VerifyError::Engine(e))
     }
 }
 
-async fn run_exec(docker: &Docker, id: &str, cmd: &[String], token: &Token) -> Result<(), Check> {
+async fn run_exec(
+    docker: &Docker,
+    id: &str,
+    cmd: &[String],
+    redactor: &Redactor,
+) -> Result<(), Check> {
     let engine = engine_check;
     let exec = docker
         .create_exec(
@@ -307,7 +333,8 @@ async fn run_exec(docker: &Docker, id: &str, cmd: &[String], token: &Token) -> R
     if code == 0 {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&output).replace(token.expose(), "<redacted>");
+    // The buffer limit may have cut a token in half: the redactor removes pieces too.
+    let text = redactor.redact(&String::from_utf8_lossy(&output));
     let tail: String = text
         .trim()
         .chars()

@@ -1,65 +1,99 @@
-//! The connection to the Docker Engine, and the labels token-rotator writes on containers.
+//! The Docker Engine: the connection, the few container operations every step uses, how
+//! engine errors are read, the names and labels token-rotator writes, and one backoff.
 //!
 //! The engine is found the standard way (`DOCKER_HOST`, else the local unix socket) and
 //! the API version is negotiated down to what the engine speaks (1.41 and newer).
 
+pub mod backoff;
+pub mod labels;
+pub mod names;
+
 use std::time::Duration;
 
+use bollard::query_parameters::{
+    InspectContainerOptions, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptions,
+};
 use bollard::Docker;
 
-/// Label on a container created by token-rotator: fingerprint of the token it was given.
-pub const LABEL_FINGERPRINT: &str = "token-rotator.fingerprint";
-/// Label: id of the rotation that created the container.
-pub const LABEL_ROTATION: &str = "token-rotator.rotation";
-/// Label: when that rotation swapped it in (RFC 3339, UTC).
-pub const LABEL_SWAPPED_AT: &str = "token-rotator.swapped-at";
-/// Label: ID of the container this one replaced.
-pub const LABEL_REPLACES: &str = "token-rotator.replaces";
-/// Label: whether the replaced container was running (for recovery after a crash).
-pub const LABEL_OLD_RUNNING: &str = "token-rotator.old-was-running";
-/// Label: the name the container is meant to carry once the swap completes.
-pub const LABEL_TARGET_NAME: &str = "token-rotator.target-name";
+pub use backoff::{retrying, Backoff};
 
 /// Lowest Engine API version supported.
 pub const MIN_API: (usize, usize) = (1, 41);
 
 /// The engine cannot be reached or is too old.
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum ConnectError {
     /// No connection could be set up.
-    #[error("cannot connect to the Docker engine ({host}): {reason}; is dockerd running and is DOCKER_HOST or the socket mount right?")]
+    #[error("cannot connect to the Docker engine ({host}): {}; is dockerd running and is DOCKER_HOST or the socket mount right?", describe(source))]
     Connect {
         /// The address tried.
         host: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: bollard::errors::Error,
     },
     /// The engine speaks an API older than 1.41.
     #[error("the Docker engine speaks API {0}, older than the 1.41 this tool needs")]
     TooOld(String),
 }
 
+impl ConnectError {
+    /// Whether the engine was simply not there (as opposed to answering something odd).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ConnectError::Connect { .. })
+    }
+}
+
+/// One engine operation that failed, with the engine's error kept as the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {what}: {}", describe(source))]
+pub struct EngineError {
+    /// What was being done, e.g. "inspect container bot".
+    pub what: String,
+    /// The engine's (or the transport's) error.
+    #[source]
+    pub source: bollard::errors::Error,
+}
+
+impl EngineError {
+    /// Wraps `source` as the failure of `what`.
+    pub fn new(what: impl Into<String>, source: bollard::errors::Error) -> Self {
+        EngineError {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Whether the engine could not be reached (worth retrying later).
+    pub fn is_unreachable(&self) -> bool {
+        is_transport(&self.source)
+    }
+}
+
+/// An engine error as a cause, shown the way [`describe`] says it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct Failure(#[source] pub bollard::errors::Error);
+
 fn host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
 /// Connects and negotiates the API version.
-pub async fn connect() -> Result<Docker, EngineError> {
-    let fail = |reason: String| EngineError::Connect {
+pub async fn connect() -> Result<Docker, ConnectError> {
+    let fail = |source| ConnectError::Connect {
         host: host(),
-        reason,
+        source,
     };
     let docker = Docker::connect_with_defaults()
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(fail)?
         // A stop honours the container's own timeout, which may exceed bollard's 2-minute default.
         .with_timeout(Duration::from_secs(600));
-    let docker = docker
-        .negotiate_version()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let docker = docker.negotiate_version().await.map_err(fail)?;
     let v = docker.client_version();
     if (v.major_version, v.minor_version) < MIN_API {
-        return Err(EngineError::TooOld(format!(
+        return Err(ConnectError::TooOld(format!(
             "{}.{}",
             v.major_version, v.minor_version
         )));
@@ -67,13 +101,7 @@ pub async fn connect() -> Result<Docker, EngineError> {
     Ok(docker)
 }
 
-/// Whether the negotiated API is at least `minor` (1.x).
-pub fn api_at_least(docker: &Docker, minor: usize) -> bool {
-    let v = docker.client_version();
-    v.major_version > 1 || (v.major_version == 1 && v.minor_version >= minor)
-}
-
-/// An engine error in one line, e.g. `HTTP 404: No such container: bot`.
+/// An engine error in one line, e.g. `engine answered 404: No such container: bot`.
 pub fn describe(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError {
@@ -92,15 +120,17 @@ pub fn describe(e: &bollard::errors::Error) -> String {
     }
 }
 
+/// The HTTP status the engine answered with, if it answered.
+pub fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
 /// Whether an engine error is a 404.
 pub fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+    status_of(e) == Some(404)
 }
 
 /// Whether an error means the engine could not be reached (as opposed to an answer from it).
@@ -116,38 +146,25 @@ pub fn is_transport(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// Runs `op`, retrying it with backoff while the engine cannot be reached, for up to
-/// `window` (an engine restart takes seconds). Answers from the engine are returned as is.
-pub async fn retrying<T, Fut>(
-    window: Duration,
-    what: &str,
-    mut op: impl FnMut() -> Fut,
-) -> Result<T, bollard::errors::Error>
-where
-    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
-{
-    let started = std::time::Instant::now();
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match op().await {
-            Err(e) if is_transport(&e) && started.elapsed() < window => {
-                tracing::warn!(
-                    retry_in_ms = delay.as_millis() as u64,
-                    "could not {what}, retrying: {}",
-                    describe(&e)
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
+/// Inspects a container; `None` if it does not exist.
+pub async fn inspect(
+    docker: &Docker,
+    id: &str,
+) -> Result<Option<bollard::models::ContainerInspectResponse>, bollard::errors::Error> {
+    match docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 /// Force-removes a container, keeping its volumes (another container may use them).
 /// A container that is already gone counts as removed.
 pub async fn remove_keep_volumes(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
-    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+    let opts = RemoveContainerOptionsBuilder::default()
         .force(true)
         .v(false)
         .build();
@@ -159,21 +176,29 @@ pub async fn remove_keep_volumes(docker: &Docker, id: &str) -> Result<(), bollar
 
 /// Renames a container.
 pub async fn rename(docker: &Docker, id: &str, name: &str) -> Result<(), bollard::errors::Error> {
-    let opts = bollard::query_parameters::RenameContainerOptionsBuilder::default()
-        .name(name)
-        .build();
+    let opts = RenameContainerOptionsBuilder::default().name(name).build();
     docker.rename_container(id, opts).await
 }
 
 /// Starts a container; one already running counts as started.
 pub async fn start(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
     match docker
-        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .start_container(id, None::<StartContainerOptions>)
         .await
     {
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 304, ..
-        }) => Ok(()),
+        Err(e) if status_of(&e) == Some(304) => Ok(()),
+        other => other,
+    }
+}
+
+/// Stops a container. No options: the engine applies the container's own stop signal and
+/// timeout.
+pub async fn stop(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    match docker
+        .stop_container(id, None::<StopContainerOptions>)
+        .await
+    {
+        Err(e) if status_of(&e) == Some(304) => Ok(()),
         other => other,
     }
 }

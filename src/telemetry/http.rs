@@ -1,7 +1,6 @@
 //! The daemon's endpoints: `/healthz` (alive), `/readyz` (engine, secret, targets),
 //! `/metrics` (Prometheus text) and `/status` (JSON).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -11,9 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::daemon::Shared;
-use crate::rotate::Rotator;
-use crate::status::collect;
+use super::status::collect;
+use super::Shared;
+use crate::rotation::Rotator;
 
 #[derive(Clone)]
 struct App {
@@ -21,15 +20,17 @@ struct App {
     rotator: Arc<Rotator>,
 }
 
-/// Binds `addr` and serves until `shutdown` completes.
+/// Serves on `listener` (bound by the caller, so a taken address fails at start) until
+/// `shutdown` completes.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     rotator: Arc<Rotator>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /healthz /readyz /metrics /status");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /healthz /readyz /metrics /status");
+    }
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -41,14 +42,14 @@ pub async fn serve(
         .await
 }
 
-async fn snapshot(app: &App) -> crate::status::Snapshot {
+async fn snapshot(app: &App) -> super::status::Snapshot {
     let r = &app.rotator;
     collect(
         &r.docker,
         &r.containers,
-        &r.verify.env_var,
-        &r.secret_file,
-        r.token_format,
+        &r.container.env_var,
+        &r.secret.path,
+        r.secret.format,
     )
     .await
 }
@@ -56,7 +57,7 @@ async fn snapshot(app: &App) -> crate::status::Snapshot {
 async fn readyz(State(app): State<App>) -> Response {
     let mut problems = Vec::new();
     if let Err(e) = app.rotator.docker.ping().await {
-        problems.push(format!("engine: {}", crate::docker::describe(&e)));
+        problems.push(format!("engine: {}", crate::engine::describe(&e)));
     } else {
         problems.extend(snapshot(&app).await.problems());
     }

@@ -1,6 +1,4 @@
-//! Stage 2: ask the real API whether a token works, before anything is touched.
-//!
-//! One cheap `POST /v1/messages` (`max_tokens: 1`) shaped like Claude Code's own
+//! The API probe: one cheap `POST /v1/messages` (`max_tokens: 1`) shaped like Claude Code's own
 //! requests. Answers are sorted into [`Verdict`]s; inconclusive ones are retried with
 //! backoff until a deadline and are never treated as valid.
 
@@ -9,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::engine::Backoff;
 use crate::secret::Token;
 
 /// The beta flag without which an OAuth token is refused.
@@ -86,7 +85,7 @@ impl std::fmt::Display for Verdict {
 #[derive(Debug, Clone)]
 pub struct ValidatorConfig {
     /// API base URL, without the `/v1/messages` path.
-    pub base_url: String,
+    pub base_url: reqwest::Url,
     /// Model for the probe.
     pub model: String,
     /// Timeout of one request.
@@ -99,8 +98,8 @@ pub struct ValidatorConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
     /// The HTTP client failed to initialise (TLS setup).
-    #[error("cannot initialise the HTTPS client: {0}")]
-    Client(String),
+    #[error("cannot initialise the HTTPS client")]
+    Client(#[source] reqwest::Error),
 }
 
 /// Sends validation probes.
@@ -120,10 +119,10 @@ impl Validator {
             .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("token-rotator/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ValidateError::Client(e.to_string()))?;
+            .map_err(ValidateError::Client)?;
         let url = format!(
             "{}/v1/messages?beta=true",
-            cfg.base_url.trim_end_matches('/')
+            cfg.base_url.as_str().trim_end_matches('/')
         );
         Ok(Validator { http, url, cfg })
     }
@@ -131,7 +130,7 @@ impl Validator {
     /// Probes until a conclusive verdict or the deadline; returns the last verdict.
     pub async fn validate(&self, token: &Token) -> Verdict {
         let start = Instant::now();
-        let mut delay = Duration::from_millis(250);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
         let mut attempt = 1u32;
         loop {
             let verdict = self.probe_once(token).await;
@@ -144,9 +143,9 @@ impl Validator {
                     reason: format!("{reason}; gave up after {attempt} attempt(s)"),
                 };
             }
-            tracing::warn!(fingerprint = %token.fingerprint(), attempt, %reason, retry_in_ms = delay.min(left).as_millis() as u64, "validation inconclusive, retrying");
-            tokio::time::sleep(delay.min(left)).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
+            let delay = backoff.next_delay().min(left);
+            tracing::warn!(fingerprint = %token.fingerprint(), attempt, %reason, retry_in_ms = delay.as_millis() as u64, "validation inconclusive, retrying");
+            tokio::time::sleep(delay).await;
             attempt += 1;
         }
     }

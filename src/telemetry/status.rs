@@ -8,9 +8,9 @@ use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
 use serde::Serialize;
 
-use crate::docker::{describe, LABEL_ROTATION, LABEL_SWAPPED_AT};
-use crate::plan::env_value;
-use crate::secret::{read_token, Fingerprint, TokenFormat};
+use crate::engine::{describe, labels};
+use crate::secret::{read_token_async, Fingerprint, TokenFormat};
+use crate::target::container::env_value;
 
 /// One target as the engine describes it.
 #[derive(Debug, Clone, Serialize)]
@@ -104,7 +104,7 @@ pub async fn collect(
     secret_file: &Path,
     format: TokenFormat,
 ) -> Snapshot {
-    let secret = read_token(secret_file, format);
+    let secret = read_token_async(secret_file, format).await;
     let mut targets = Vec::with_capacity(containers.len());
     for name in containers {
         let mut t = TargetStatus {
@@ -136,8 +136,8 @@ pub async fn collect(
                     .ok()
                     .map(|tok| value.is_some_and(|v| tok.matches(v)));
                 let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
-                t.rotation = labels.and_then(|l| l.get(LABEL_ROTATION).cloned());
-                t.swapped_at = labels.and_then(|l| l.get(LABEL_SWAPPED_AT).cloned());
+                t.rotation = labels.and_then(|l| l.get(labels::ROTATION).cloned());
+                t.swapped_at = labels.and_then(|l| l.get(labels::SWAPPED_AT).cloned());
             }
             Err(e) => t.error = Some(describe(&e)),
         }

@@ -15,7 +15,8 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, InspectContainerOptions};
 use bollard::Docker;
 
-use crate::docker::{describe, remove_keep_volumes};
+use crate::engine::names::{lock_name, new_rotation_id};
+use crate::engine::{describe, is_not_found, own_container_id, remove_keep_volumes, short};
 
 const LABEL_HOST: &str = "token-rotator.lock.host";
 const LABEL_PID: &str = "token-rotator.lock.pid";
@@ -41,9 +42,15 @@ pub struct Locker {
 }
 
 /// A held lock; release it with [`Lock::release`].
-#[derive(Debug)]
 pub struct Lock {
+    docker: Docker,
     id: String,
+}
+
+impl std::fmt::Debug for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lock({})", short(&self.id))
+    }
 }
 
 /// The lock could not be taken.
@@ -66,12 +73,13 @@ pub enum LockError {
         stale_secs: u64,
     },
     /// The engine failed.
-    #[error("cannot lock target {target:?}: {reason}")]
+    #[error("cannot lock target {target:?}: {}", describe(source))]
     Engine {
         /// The target.
         target: String,
         /// The engine's answer.
-        reason: String,
+        #[source]
+        source: bollard::errors::Error,
     },
 }
 
@@ -91,9 +99,9 @@ impl Locker {
             host,
             boot,
             pidns,
-            container: crate::docker::own_container_id().unwrap_or_default(),
+            container: own_container_id().unwrap_or_default(),
             pid: std::process::id(),
-            instance: crate::rotate::new_rotation_id(),
+            instance: new_rotation_id(),
             stale_after,
             wait,
         }
@@ -106,10 +114,10 @@ impl Locker {
         target: &str,
         image: &str,
     ) -> Result<Lock, LockError> {
-        let name = format!("{target}-tr-lock");
-        let fail = |e: bollard::errors::Error| LockError::Engine {
+        let name = lock_name(target);
+        let fail = |source: bollard::errors::Error| LockError::Engine {
             target: target.to_string(),
-            reason: describe(&e),
+            source,
         };
         let started = std::time::Instant::now();
         loop {
@@ -120,10 +128,14 @@ impl Locker {
                 )
                 .await
             {
-                Ok(created) => return Ok(Lock { id: created.id }),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 409, ..
-                }) => {}
+                Ok(created) => {
+                    return Ok(Lock {
+                        docker: docker.clone(),
+                        id: created.id,
+                    })
+                }
+                // 409: the name is taken, so someone holds the lock.
+                Err(e) if crate::engine::status_of(&e) == Some(409) => {}
                 Err(e) => return Err(fail(e)),
             }
             let held = match docker
@@ -131,7 +143,7 @@ impl Locker {
                 .await
             {
                 Ok(c) => c,
-                Err(e) if crate::docker::is_not_found(&e) => continue, // released meanwhile
+                Err(e) if is_not_found(&e) => continue, // released meanwhile
                 Err(e) => return Err(fail(e)),
             };
             let labels = held.config.and_then(|c| c.labels).unwrap_or_default();
@@ -221,11 +233,11 @@ fn age(labels: &HashMap<String, String>) -> Duration {
 
 impl Lock {
     /// Removes the lock container.
-    pub async fn release(self, docker: &Docker) {
-        if let Err(e) = remove_keep_volumes(docker, &self.id).await {
+    pub async fn release(self) {
+        if let Err(e) = remove_keep_volumes(&self.docker, &self.id).await {
             tracing::warn!(
                 "cannot release a target lock ({}): {}",
-                crate::docker::short(&self.id),
+                short(&self.id),
                 describe(&e)
             );
         }

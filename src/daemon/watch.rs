@@ -1,4 +1,4 @@
-//! Stage 0: notice that the secret file may have changed.
+//! Notice that the secret file may have changed.
 //!
 //! The directory is watched, not the file: an editor's rename, Vault Agent's temp file,
 //! or Kubernetes' `..data` symlink swap replace the file's inode, and no event names the

@@ -1,4 +1,4 @@
-//! Stage 4a: the replacement container's configuration, derived from the old one's.
+//! The replacement container's configuration, derived from the old one's.
 //!
 //! Everything the user configured is copied; exactly one env entry changes. What the
 //! engine generated for the old container is left out so the engine generates it anew:
@@ -14,13 +14,29 @@ use bollard::models::{
 };
 
 /// The create body of the replacement, and the networks to connect before it starts.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows neither: the body's env holds the new token.
+#[derive(Clone)]
 pub struct Replacement {
     /// The `POST /containers/create` body.
     pub body: ContainerCreateBody,
     /// Networks beyond the first, connected after create and before start
     /// (API < 1.44 accepts only one network at create).
     pub extra_networks: Vec<(String, EndpointSettings)>,
+}
+
+impl std::fmt::Debug for Replacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nets: Vec<&str> = self
+            .extra_networks
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        write!(
+            f,
+            "Replacement(image {:?}, extra networks {nets:?})",
+            self.body.image
+        )
+    }
 }
 
 /// The old container's inspect output lacks something the replacement needs.
@@ -311,6 +327,19 @@ mod tests {
         let mut env = vec!["A=1".into(), "TOKEN_X=1".into()];
         replace_env(&mut env, "TOK", "new");
         assert_eq!(env, ["A=1", "TOKEN_X=1", "TOK=new"]);
+    }
+
+    #[test]
+    fn debug_of_a_replacement_never_shows_its_env() {
+        let old = ContainerInspectResponse {
+            id: Some("0123456789abcdef".into()),
+            config: Some(Default::default()),
+            host_config: Some(Default::default()),
+            ..Default::default()
+        };
+        let r = replacement(&old, "img", "TOK", "sk-ant-oat01-SECRETSECRETSECRET", &[]).unwrap();
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("SECRET"), "{dbg}");
     }
 
     #[test]

@@ -9,7 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::report::{RotationReport, TargetOutcome};
+use crate::error::Outcome;
+use crate::rotation::{RotationReport, TargetOutcome};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -86,11 +87,11 @@ impl Metrics {
         let swapped = report
             .targets
             .iter()
-            .any(|t| matches!(t.outcome, TargetOutcome::Swapped { .. }));
+            .any(|t| t.outcome == TargetOutcome::Swapped);
         if swapped {
             self.duration.observe(report.duration_secs);
         }
-        if report.outcome == crate::report::Outcome::Rotated {
+        if report.outcome == Outcome::Rotated {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())

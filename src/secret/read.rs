@@ -1,15 +1,19 @@
-//! Stage 1: read the secret file and normalize it into a [`Token`].
+//! Read the secret file and normalize it into a [`Token`].
 //!
 //! A pasted `claude setup-token` output often carries line breaks or spaces in the
 //! middle, so all whitespace is stripped. Everything else that is wrong is rejected
 //! with a [`SecretError`] that names the rule; no message ever contains the token.
+//!
+//! The file is opened without blocking (a FIFO put in its place must not hang the
+//! reader) and its type is checked on the opened handle, so a swap between a check and
+//! the open cannot slip a device or a pipe past it. Async callers use
+//! [`read_token_async`], which reads off the runtime's worker threads.
 
-use std::fmt;
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+use super::token::{Token, TokenFormat};
 
 /// Largest secret file accepted; the reader never reads more than one byte past it.
 pub const MAX_SECRET_BYTES: usize = 4096;
@@ -23,83 +27,6 @@ const API_KEY_PREFIX: &str = "sk-ant-api";
 /// Every Anthropic credential starts with this; two of them in one file means two tokens.
 const ANTHROPIC_MARK: &str = "sk-ant-";
 
-/// Which token shapes are accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TokenFormat {
-    /// `sk-ant-oat01-` followed by 40 or more of `[A-Za-z0-9_-]`.
-    Oauth,
-    /// Any printable ASCII secret (the shape check is off).
-    Any,
-}
-
-/// The first 12 hex digits of a token's SHA-256: how logs, labels and metrics name a token.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fingerprint(String);
-
-impl Fingerprint {
-    /// Fingerprint of an exact secret value.
-    pub fn of(secret: &str) -> Self {
-        let digest = Sha256::digest(secret.as_bytes());
-        Fingerprint(hex::encode(&digest[..6]))
-    }
-
-    /// The 12 hex digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({})", self.0)
-    }
-}
-
-/// A normalized secret. Its `Debug` shows only the fingerprint.
-#[derive(Clone)]
-pub struct Token {
-    secret: SecretString,
-    fingerprint: Fingerprint,
-}
-
-impl Token {
-    /// Wraps an already-normalized value; prefer [`read_token`] or [`normalize`].
-    fn new(value: String) -> Self {
-        let fingerprint = Fingerprint::of(&value);
-        Token {
-            secret: SecretString::from(value),
-            fingerprint,
-        }
-    }
-
-    /// The token's fingerprint.
-    pub fn fingerprint(&self) -> &Fingerprint {
-        &self.fingerprint
-    }
-
-    /// The secret itself; only for the HTTP header and the container env.
-    pub fn expose(&self) -> &str {
-        self.secret.expose_secret()
-    }
-
-    /// Whether `value` is exactly this token (compared by full SHA-256, not the short fingerprint).
-    pub fn matches(&self, value: &str) -> bool {
-        Sha256::digest(value.as_bytes()) == Sha256::digest(self.expose().as_bytes())
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Token(fingerprint={})", self.fingerprint)
-    }
-}
-
 /// Why a secret file was rejected. Each variant names the rule that failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
@@ -111,7 +38,13 @@ pub enum SecretError {
         "secret file {0} is a directory, not a file: point --secret-file at the file inside it"
     )]
     IsDirectory(PathBuf),
-    /// The path is a FIFO, socket or device.
+    /// The path is a FIFO (named pipe): reading it would wait for a writer.
+    #[error("secret file {0} is a FIFO (named pipe), not a file: a pipe's reader waits for a writer forever; write the token into a regular file")]
+    Fifo(PathBuf),
+    /// The path is a character or block device.
+    #[error("secret file {0} is a device, not a file: point --secret-file at a regular file holding the token")]
+    Device(PathBuf),
+    /// The path is a socket or another kind of special file.
     #[error("secret file {0} is not a regular file")]
     NotRegularFile(PathBuf),
     /// The file exists but cannot be opened or read.
@@ -178,6 +111,8 @@ impl SecretError {
         match self {
             SecretError::Missing(_) => "missing",
             SecretError::IsDirectory(_) => "directory",
+            SecretError::Fifo(_) => "fifo",
+            SecretError::Device(_) => "device",
             SecretError::NotRegularFile(_) => "not_regular_file",
             SecretError::Unreadable { .. } => "unreadable",
             SecretError::TooLarge(_) => "too_large",
@@ -193,35 +128,60 @@ impl SecretError {
     }
 }
 
-/// Reads, bounds and normalizes the token in `path`.
+/// Reads, bounds and normalizes the token in `path`. Blocking: async code calls
+/// [`read_token_async`].
 pub fn read_token(path: &Path, format: TokenFormat) -> Result<Token, SecretError> {
     let bytes = read_bounded(path)?;
     normalize(path, &bytes, format)
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, SecretError> {
-    let io_err = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => SecretError::Missing(path.to_path_buf()),
-        _ => SecretError::Unreadable {
+/// [`read_token`] on a blocking thread, so a slow file system never stalls the runtime.
+pub async fn read_token_async(path: &Path, format: TokenFormat) -> Result<Token, SecretError> {
+    let owned = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || read_token(&owned, format)).await {
+        Ok(result) => result,
+        Err(e) => Err(SecretError::Unreadable {
             path: path.to_path_buf(),
+            reason: format!("the reading thread failed: {e}"),
+        }),
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let p = || path.to_path_buf();
+    let io_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => SecretError::Missing(p()),
+        _ => SecretError::Unreadable {
+            path: p(),
             reason: e.to_string(),
         },
     };
-    // Check the type first: opening a FIFO would block, reading a directory fails late.
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    if meta.is_dir() {
-        return Err(SecretError::IsDirectory(path.to_path_buf()));
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io_err)?;
+    // The type of what was opened, not of what the path named a moment before.
+    let kind = file.metadata().map_err(io_err)?.file_type();
+    if kind.is_dir() {
+        return Err(SecretError::IsDirectory(p()));
     }
-    if !meta.is_file() {
-        return Err(SecretError::NotRegularFile(path.to_path_buf()));
+    if kind.is_fifo() {
+        return Err(SecretError::Fifo(p()));
     }
-    let file = std::fs::File::open(path).map_err(io_err)?;
+    if kind.is_char_device() || kind.is_block_device() {
+        return Err(SecretError::Device(p()));
+    }
+    if !kind.is_file() {
+        return Err(SecretError::NotRegularFile(p()));
+    }
     let mut bytes = Vec::with_capacity(512);
     file.take(MAX_SECRET_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io_err)?;
     if bytes.len() > MAX_SECRET_BYTES {
-        return Err(SecretError::TooLarge(path.to_path_buf()));
+        return Err(SecretError::TooLarge(p()));
     }
     Ok(bytes)
 }
@@ -298,6 +258,7 @@ fn check_oauth_shape(path: &Path, value: &str) -> Result<(), SecretError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Fingerprint;
     use super::*;
 
     const GOOD: &str = "sk-ant-oat01-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01";
@@ -384,6 +345,19 @@ mod tests {
         assert_eq!(
             read_token(&big, TokenFormat::Oauth).unwrap_err().rule(),
             "too_large"
+        );
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            read_token(&fifo, TokenFormat::Oauth).unwrap_err().rule(),
+            "fifo"
+        );
+        assert_eq!(
+            read_token(Path::new("/dev/zero"), TokenFormat::Oauth)
+                .unwrap_err()
+                .rule(),
+            "device"
         );
         let ok = dir.path().join("ok");
         std::fs::write(&ok, format!("{GOOD}\n")).unwrap();

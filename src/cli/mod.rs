@@ -1,0 +1,218 @@
+//! The command bodies: each builds its parts from the parsed config and returns the
+//! process exit code.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::ValidateMode;
+use crate::config::{CheckArgs, HealthcheckArgs, RotateArgs, RunArgs, SecretArgs, StatusArgs};
+use crate::daemon::watch::WatchConfig;
+use crate::daemon::DaemonConfig;
+use crate::engine::names::new_rotation_id;
+use crate::error::Error;
+use crate::rotation::{Pipeline, RotationReport, Rotator, SecretSource};
+use crate::secret::read_token_async;
+use crate::target::container::ContainerConfig;
+use crate::target::Locker;
+use crate::telemetry::webhook::Webhook;
+use crate::telemetry::Shared;
+use crate::validate::{Validator, ValidatorConfig, Verdict};
+
+/// Exit code when the daemon cannot start serving (its `--listen` address is taken).
+pub const EXIT_LISTEN: u8 = 2;
+
+fn validator(args: &SecretArgs) -> anyhow::Result<Option<Validator>> {
+    if args.validate == ValidateMode::None {
+        return Ok(None);
+    }
+    let cfg = ValidatorConfig {
+        base_url: args.api_base_url.clone(),
+        model: args.probe_model.clone(),
+        request_timeout: args.validate_timeout,
+        deadline: args.validate_deadline,
+    };
+    Ok(Some(Validator::new(cfg)?))
+}
+
+/// `check`: read and validate the token; print its fingerprint and the verdict.
+pub async fn check(args: CheckArgs) -> anyhow::Result<u8> {
+    let file = &args.secret.file;
+    let token = match read_token_async(&file.secret_file, file.token_format).await {
+        Ok(t) => t,
+        Err(e) => {
+            println!("invalid: {e}");
+            return Ok(1);
+        }
+    };
+    let verdict = match validator(&args.secret)? {
+        Some(v) => v.validate(&token).await,
+        None => Verdict::Skipped,
+    };
+    println!("{} {verdict}", token.fingerprint());
+    Ok(match verdict {
+        Verdict::Valid { .. } | Verdict::Skipped => 0,
+        Verdict::Invalid { .. } => 1,
+        Verdict::Inconclusive { .. } => 3,
+    })
+}
+
+fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator> {
+    Ok(Rotator {
+        docker,
+        containers: args.targets.containers.clone(),
+        container: Arc::new(ContainerConfig {
+            env_var: args.targets.env_var.clone(),
+            settle: args.settle,
+            verify_timeout: args.verify_timeout,
+            verify_exec: args.verify_exec.clone().map(|c| c.0),
+            engine_retry: args.engine_retry,
+        }),
+        pipeline: Pipeline {
+            validator: validator(&args.secret)?,
+            locker: Locker::new(args.lock_timeout, args.lock_wait),
+        },
+        secret: SecretSource {
+            path: args.secret.file.secret_file.clone(),
+            format: args.secret.file.token_format,
+        },
+    })
+}
+
+fn print_report(report: &RotationReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
+/// Connects to the engine, or says why not and returns the exit code.
+async fn engine() -> Result<bollard::Docker, u8> {
+    crate::engine::connect().await.map_err(|e| {
+        let e = Error::Connect(e);
+        eprintln!("error: {e}");
+        e.outcome().exit_code()
+    })
+}
+
+/// `rotate`: one rotation of the secret file's token.
+pub async fn rotate(args: RotateArgs) -> anyhow::Result<u8> {
+    let report = match crate::engine::connect().await {
+        Ok(docker) => rotator(docker, &args)?.rotate_file().await,
+        Err(e) => {
+            let e = Error::Connect(e);
+            eprintln!("error: {e}");
+            RotationReport::failed_before(new_rotation_id(), None, &e)
+        }
+    };
+    print_report(&report, args.json)?;
+    Ok(report.exit_code())
+}
+
+/// `run`: the daemon, serving on `listener` (bound by `main` before anything else).
+pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyhow::Result<u8> {
+    let listener = listener
+        .map(tokio::net::TcpListener::from_std)
+        .transpose()
+        .context("--listen")?;
+    let docker = match engine().await {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let rotator = Arc::new(rotator(docker, &args.rotate)?);
+    let cfg = DaemonConfig {
+        watch: WatchConfig {
+            path: args.rotate.secret.file.secret_file.clone(),
+            debounce: args.debounce,
+            poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
+        },
+        shutdown_timeout: args.shutdown_timeout,
+        webhook: args
+            .notify_webhook
+            .clone()
+            .map(Webhook::new)
+            .transpose()
+            .context("webhook client")?,
+    };
+    let shared = Arc::new(Shared::default());
+    // One signal ends both the server and the daemon.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::daemon::signal::shutdown().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let server = listener.map(|l| {
+        let serve = crate::telemetry::http::serve(
+            l,
+            shared.clone(),
+            rotator.clone(),
+            stopped(stop_rx.clone()),
+        );
+        tokio::spawn(serve)
+    });
+    crate::daemon::run((*rotator).clone(), cfg, shared, stopped(stop_rx)).await;
+    if let Some(server) = server {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("serving the endpoints failed: {e}"),
+            Err(e) => anyhow::bail!("server task failed: {e}"),
+        }
+    }
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+/// `status`: what each target carries now.
+pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
+    let docker = match engine().await {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let snap = crate::telemetry::status::collect(
+        &docker,
+        &args.targets.containers,
+        &args.targets.env_var,
+        &args.file.secret_file,
+        args.file.token_format,
+    )
+    .await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&snap)?);
+    } else {
+        print!("{}", snap.render());
+    }
+    let all_current = snap.targets.iter().all(|t| t.matches_secret == Some(true));
+    Ok(if all_current { 0 } else { 1 })
+}
+
+/// `healthcheck`: exit 0 if the daemon's `/healthz` answers.
+pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<u8> {
+    // The daemon may listen on 0.0.0.0; ask it on loopback.
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/healthz");
+    let answer = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await;
+    match answer {
+        Ok(r) if r.status().is_success() => Ok(0),
+        Ok(r) => {
+            eprintln!("unhealthy: {url} answered {}", r.status());
+            Ok(1)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {}", e.without_url());
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The labels token-rotator writes on the containers it creates.
+
+/// Fingerprint of the token the container was given.
+pub const FINGERPRINT: &str = "token-rotator.fingerprint";
+/// ID of the rotation that created the container.
+pub const ROTATION: &str = "token-rotator.rotation";
+/// When that rotation swapped it in (RFC 3339, UTC).
+pub const SWAPPED_AT: &str = "token-rotator.swapped-at";
+/// ID of the container this one replaced.
+pub const REPLACES: &str = "token-rotator.replaces";
+/// Whether the replaced container was running (for recovery after a crash).
+pub const OLD_RUNNING: &str = "token-rotator.old-was-running";
+/// The name the container is meant to carry once the swap completes.
+pub const TARGET_NAME: &str = "token-rotator.target-name";

@@ -1,0 +1,203 @@
+//! One error type for a rotation, and the one mapping from an error to its [`Outcome`]:
+//! the exit code of `rotate`, the metrics' `outcome` label and the webhook's event all
+//! come from here.
+
+use serde::Serialize;
+
+use crate::engine::ConnectError;
+use crate::secret::SecretError;
+use crate::target::{StepError, TargetError, UndoError};
+use crate::validate::Verdict;
+
+/// How a rotation ended as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every target carries the token now and was verified.
+    Rotated,
+    /// Every target already carried it.
+    AlreadyCurrent,
+    /// The secret file was unusable or the API refused the token; nothing touched.
+    Rejected,
+    /// The API gave no verdict before the deadline; nothing touched.
+    Inconclusive,
+    /// A target could not be found or cannot be swapped safely; nothing touched.
+    BadTarget,
+    /// The engine could not be reached; nothing touched, or a swap it interrupted was
+    /// rolled back cleanly.
+    EngineUnavailable,
+    /// Another rotator holds a target's lock; nothing touched.
+    Busy,
+    /// A swap failed and was rolled back.
+    RolledBack,
+    /// A swap failed and its rollback failed too: the next run finishes the recovery.
+    RollbackFailed,
+}
+
+impl Outcome {
+    /// Every outcome, in the README's order.
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Rotated,
+        Outcome::AlreadyCurrent,
+        Outcome::Rejected,
+        Outcome::Inconclusive,
+        Outcome::BadTarget,
+        Outcome::EngineUnavailable,
+        Outcome::Busy,
+        Outcome::RolledBack,
+        Outcome::RollbackFailed,
+    ];
+
+    /// Stable label for metrics, JSON and webhooks.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Rotated => "rotated",
+            Outcome::AlreadyCurrent => "already_current",
+            Outcome::Rejected => "rejected",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::BadTarget => "bad_target",
+            Outcome::EngineUnavailable => "engine_unavailable",
+            Outcome::Busy => "busy",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::RollbackFailed => "rollback_failed",
+        }
+    }
+
+    /// Process exit code of `rotate` (documented in the README).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Rotated | Outcome::AlreadyCurrent => 0,
+            Outcome::Rejected => 1,
+            Outcome::Inconclusive => 3,
+            Outcome::BadTarget | Outcome::RolledBack => 4,
+            Outcome::EngineUnavailable => 5,
+            Outcome::RollbackFailed => 6,
+            Outcome::Busy => 7,
+        }
+    }
+
+    /// Whether the daemon retries it with backoff (nothing says the token is bad).
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Outcome::Inconclusive
+                | Outcome::EngineUnavailable
+                | Outcome::Busy
+                | Outcome::RollbackFailed
+        )
+    }
+}
+
+/// What undoing a failed step did.
+#[derive(Debug)]
+pub enum Rollback {
+    /// Nothing had been changed yet.
+    NothingToUndo,
+    /// The old state is back, as it was.
+    Restored,
+    /// Undoing failed: the next run finishes it.
+    Failed(UndoError),
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rollback::NothingToUndo => f.write_str("nothing was changed"),
+            Rollback::Restored => f.write_str("rolled back: the old container is back as it was"),
+            Rollback::Failed(e) => write!(f, "ROLLBACK FAILED: {e}"),
+        }
+    }
+}
+
+/// Why a rotation did not end with every target carrying the token.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The secret file is unusable.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The API refused the token.
+    #[error("token {fingerprint} is {verdict}; no container was touched")]
+    Refused {
+        /// The token's fingerprint.
+        fingerprint: String,
+        /// What the API said.
+        verdict: Verdict,
+    },
+    /// The API gave no verdict in time.
+    #[error("token {fingerprint} is {verdict}; no container was touched")]
+    Inconclusive {
+        /// The token's fingerprint.
+        fingerprint: String,
+        /// What was seen.
+        verdict: Verdict,
+    },
+    /// The engine cannot be reached at all.
+    #[error("{0}; no container was touched")]
+    Connect(#[from] ConnectError),
+    /// A target cannot be rotated (missing, unsafe, locked), or an interrupted change
+    /// could not be finished.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A step of a change failed; `rollback` says what undoing it did.
+    #[error("{step}; {rollback}")]
+    Step {
+        /// The failed step.
+        #[source]
+        step: StepError,
+        /// What the undo did.
+        rollback: Rollback,
+    },
+}
+
+impl Error {
+    /// The outcome this error ends a rotation with (and so its exit code and labels).
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Error::Secret(_) | Error::Refused { .. } => Outcome::Rejected,
+            Error::Inconclusive { .. } => Outcome::Inconclusive,
+            Error::Connect(_) => Outcome::EngineUnavailable,
+            Error::Target(t) => match t {
+                TargetError::Locked(crate::target::LockError::Held { .. }) => Outcome::Busy,
+                TargetError::Locked(_) | TargetError::Engine(_) => Outcome::EngineUnavailable,
+                TargetError::Undo(u) if u.unreachable => Outcome::EngineUnavailable,
+                TargetError::Undo(_) => Outcome::RollbackFailed,
+                _ => Outcome::BadTarget,
+            },
+            Error::Step {
+                rollback: Rollback::Failed(_),
+                ..
+            } => Outcome::RollbackFailed,
+            // An engine outage says nothing about the token: retried, not refused.
+            Error::Step { step, .. } if step.unreachable => Outcome::EngineUnavailable,
+            Error::Step { .. } => Outcome::RolledBack,
+        }
+    }
+
+    /// A short stable name of what failed, for logs (`rule` of a secret, else the outcome).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Error::Secret(e) => e.rule(),
+            other => other.outcome().label(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_a_distinct_label_and_a_documented_exit_code() {
+        let labels: std::collections::HashSet<_> = Outcome::ALL.iter().map(|o| o.label()).collect();
+        assert_eq!(labels.len(), Outcome::ALL.len());
+        let readme = include_str!("../README.md");
+        for o in Outcome::ALL {
+            assert!(
+                readme.contains(&format!("`{}`", o.label())),
+                "README lists {}",
+                o.label()
+            );
+            assert!([0, 1, 3, 4, 5, 6, 7].contains(&o.exit_code()));
+        }
+    }
+}

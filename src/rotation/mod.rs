@@ -1,0 +1,72 @@
+//! A rotation: the [`pipeline`] that takes one token into a set of targets, and the
+//! [`report`] of what it did. [`Rotator`] is the caller's side for containers named on
+//! the command line: it reads the secret file and selects the targets.
+
+pub mod pipeline;
+pub mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bollard::Docker;
+
+pub use pipeline::Pipeline;
+pub use report::{RotationReport, TargetOutcome, TargetReport};
+
+use crate::engine::names::new_rotation_id;
+use crate::error::Error;
+use crate::secret::{read_token_async, Token, TokenFormat};
+use crate::target::container::{select, ContainerConfig};
+
+/// Where the secret is and what shape it must have.
+#[derive(Debug, Clone)]
+pub struct SecretSource {
+    /// The secret file.
+    pub path: PathBuf,
+    /// Accepted token shape.
+    pub format: TokenFormat,
+}
+
+/// Rotates into the containers named in the config.
+#[derive(Debug, Clone)]
+pub struct Rotator {
+    /// Engine connection.
+    pub docker: Docker,
+    /// Target names or IDs, as given.
+    pub containers: Vec<String>,
+    /// How containers are swapped and verified.
+    pub container: Arc<ContainerConfig>,
+    /// Validation and locks.
+    pub pipeline: Pipeline,
+    /// The secret file.
+    pub secret: SecretSource,
+}
+
+impl Rotator {
+    /// Reads the secret file and rotates its token.
+    pub async fn rotate_file(&self) -> RotationReport {
+        match read_token_async(&self.secret.path, self.secret.format).await {
+            Ok(token) => {
+                tracing::info!(fingerprint = %token.fingerprint(), "read token");
+                self.rotate_token(&token).await
+            }
+            Err(e) => {
+                tracing::error!(rule = e.rule(), "secret rejected: {e}");
+                RotationReport::failed_before(new_rotation_id(), None, &Error::Secret(e))
+            }
+        }
+    }
+
+    /// Rotates `token` into the configured containers.
+    pub async fn rotate_token(&self, token: &Token) -> RotationReport {
+        let rotation = new_rotation_id();
+        match select(&self.docker, &self.containers, self.container.clone()).await {
+            Ok(targets) => self.pipeline.rotate(&targets, token, rotation).await,
+            Err(e) => {
+                let e = Error::Target(e);
+                tracing::error!(outcome = e.outcome().label(), "{e}");
+                RotationReport::failed_before(rotation, Some(token.fingerprint()), &e)
+            }
+        }
+    }
+}

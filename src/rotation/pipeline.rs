@@ -1,0 +1,222 @@
+//! The pipeline: one rotation of one token into a set of targets, top to bottom.
+//!
+//! lock → finish or undo an interrupted change → observe → validate once → per target:
+//! apply → verify → commit, or undo. Targets are observed before the API is asked, so a
+//! rotation with nothing to do costs no probe (probes count against the subscription).
+//! Targets change one at a time; the first failure stops the rotation so the rest keep
+//! their working token. The undo is the target's one undo, the same the next run uses
+//! after a crash.
+
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use super::report::{finish, RotationReport, TargetOutcome, TargetReport};
+use crate::error::{Error, Outcome, Rollback};
+use crate::secret::{Redactor, Token};
+use crate::target::{Change, Ctx, Lock, Locker, Observed, Settled, Target, TargetError};
+use crate::validate::{Validator, Verdict};
+
+/// What every rotation shares: the validator and the lock holder's identity.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// `None` when validation is off (`--validate none`).
+    pub validator: Option<Validator>,
+    /// Takes the per-target locks.
+    pub locker: Locker,
+}
+
+impl Pipeline {
+    /// Rotates `token` into `targets` as rotation `rotation`.
+    pub async fn rotate<T: Target>(
+        &self,
+        targets: &[T],
+        token: &Token,
+        rotation: String,
+    ) -> RotationReport {
+        let keys: Vec<&str> = targets.iter().map(|t| t.key()).collect();
+        let span = tracing::info_span!("rotation", id = %rotation, targets = ?keys);
+        async move {
+            let started = Instant::now();
+            let mut report = RotationReport::new(rotation, Some(token.fingerprint()));
+            let mut redactor = Redactor::new();
+            redactor.add(token.expose());
+            let mut locks = Vec::new();
+            let result = self
+                .locked(targets, token, &mut report, &mut locks, &mut redactor)
+                .await
+                .map_err(|e| {
+                    let text = redactor.redact(&e.to_string());
+                    tracing::error!(outcome = e.outcome().label(), "{text}");
+                    (e, text)
+                });
+            for lock in locks {
+                lock.release().await;
+            }
+            finish(report, result, started.elapsed())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Everything that runs under the targets' locks, in the order of the module doc.
+    async fn locked<T: Target>(
+        &self,
+        targets: &[T],
+        token: &Token,
+        report: &mut RotationReport,
+        locks: &mut Vec<Lock>,
+        redactor: &mut Redactor,
+    ) -> Result<Outcome, Error> {
+        // 1. Lock, in key order so that two rotators cannot deadlock.
+        let mut order: Vec<&T> = targets.iter().collect();
+        order.sort_by_key(|t| t.key());
+        for t in order {
+            locks.push(t.lock(&self.locker).await?);
+        }
+
+        // 2. Finish or undo whatever change a crash (or a failed undo) left behind.
+        for t in targets {
+            if let Some(found) = t.interrupted().await? {
+                let settled = if found.committed {
+                    t.commit(&found.change).await.map_err(|step| Error::Step {
+                        step,
+                        rollback: Rollback::NothingToUndo,
+                    })?
+                } else {
+                    t.undo().await.map_err(TargetError::Undo)?
+                };
+                for a in settled.actions {
+                    tracing::warn!(container = t.key(), "recovered an interrupted swap: {a}");
+                    report.recovered.push(format!("{}: {a}", t.key()));
+                }
+            }
+        }
+
+        // 3. Observe: every target, before any is touched.
+        let mut seen = Vec::with_capacity(targets.len());
+        for t in targets {
+            let s = t.observe(token).await?;
+            if let Some(v) = s.current_secret() {
+                redactor.add(v);
+            }
+            seen.push(s);
+        }
+        report.targets = seen.iter().map(line).collect();
+        if seen.iter().all(|s| s.up_to_date) {
+            tracing::info!(fingerprint = %token.fingerprint(), "all targets already carry this token");
+            return Ok(Outcome::AlreadyCurrent);
+        }
+
+        // 4. Validate, once for all targets.
+        let verdict = match &self.validator {
+            Some(v) => v.validate(token).await,
+            None => {
+                tracing::warn!(fingerprint = %token.fingerprint(), "validation skipped (--validate none): the token goes in unchecked");
+                Verdict::Skipped
+            }
+        };
+        report.verdict = Some(verdict.to_string());
+        report.validation = Some(verdict.label());
+        tracing::info!(fingerprint = %token.fingerprint(), verdict = verdict.label(), "{verdict}");
+        let fingerprint = token.fingerprint().to_string();
+        match verdict {
+            Verdict::Invalid { .. } => {
+                return Err(Error::Refused {
+                    fingerprint,
+                    verdict,
+                })
+            }
+            Verdict::Inconclusive { .. } => {
+                return Err(Error::Inconclusive {
+                    fingerprint,
+                    verdict,
+                })
+            }
+            Verdict::Valid { .. } | Verdict::Skipped => {}
+        }
+
+        // 5. Apply, verify, commit or undo: one target at a time, stopping at the first failure.
+        let rotation = report.rotation.clone();
+        let ctx = Ctx {
+            token,
+            rotation: &rotation,
+            redactor: &*redactor,
+        };
+        for (i, (t, s)) in targets.iter().zip(&seen).enumerate() {
+            if s.up_to_date {
+                continue;
+            }
+            for var in &s.shadowed_by {
+                tracing::warn!(container = %s.name, var, "{var} is set in the container and takes precedence over an OAuth token in Claude Code: the bot may not use the rotated token");
+            }
+            let span = tracing::info_span!("swap", container = %s.name);
+            match change(t, s, ctx).instrument(span).await {
+                Ok((c, settled)) => {
+                    tracing::info!(old = crate::engine::short(&c.old_id), new = crate::engine::short(&c.new_id), fingerprint = %token.fingerprint(), "swapped and verified");
+                    if let Some(w) = &settled.warning {
+                        tracing::warn!("{w}");
+                    }
+                    let r = &mut report.targets[i];
+                    r.outcome = TargetOutcome::Swapped;
+                    r.new_id = Some(c.new_id);
+                    r.warning = settled.warning;
+                }
+                Err(e) => {
+                    let r = &mut report.targets[i];
+                    r.outcome = match &e {
+                        Error::Step {
+                            rollback: Rollback::Failed(_),
+                            ..
+                        } => TargetOutcome::RollbackFailed,
+                        _ => TargetOutcome::RolledBack,
+                    };
+                    r.error = Some(ctx.redactor.redact(&e.to_string()));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Outcome::Rotated)
+    }
+}
+
+/// Apply, verify, commit; after a failure at any of them, the target's one undo.
+async fn change<T: Target>(
+    t: &T,
+    seen: &Observed<T::State>,
+    ctx: Ctx<'_>,
+) -> Result<(Change, Settled), Error> {
+    let attempt = async {
+        let c = t.apply(seen, ctx).await?;
+        t.verify(&c, ctx).await?;
+        let settled = t.commit(&c).await?;
+        Ok((c, settled))
+    };
+    match attempt.await {
+        Ok(done) => Ok(done),
+        Err(step) => {
+            let rollback = match t.undo().await {
+                Ok(s) if s.actions.is_empty() => Rollback::NothingToUndo,
+                Ok(_) => Rollback::Restored,
+                Err(u) => Rollback::Failed(u),
+            };
+            Err(Error::Step { step, rollback })
+        }
+    }
+}
+
+fn line<S>(s: &Observed<S>) -> TargetReport {
+    TargetReport {
+        name: s.name.clone(),
+        outcome: if s.up_to_date {
+            TargetOutcome::AlreadyCurrent
+        } else {
+            TargetOutcome::NotAttempted
+        },
+        old_id: Some(s.id.clone()),
+        new_id: None,
+        error: None,
+        previous: s.current.as_ref().map(|f| f.to_string()),
+        warning: None,
+    }
+}

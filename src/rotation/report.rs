@@ -1,0 +1,204 @@
+//! What a rotation did, in one place, without the secret: rendered as text, as the JSON
+//! of `rotate --json`, the webhook and `/status`, and mapped to an exit code.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::engine::short;
+use crate::error::{Error, Outcome};
+use crate::secret::Fingerprint;
+
+/// What happened to one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetOutcome {
+    /// It already carried the token; nothing was touched.
+    AlreadyCurrent,
+    /// Replaced and verified.
+    Swapped,
+    /// A step failed and the change was undone: it is as it was.
+    RolledBack,
+    /// A step failed and undoing it failed too: the next run finishes the recovery.
+    RollbackFailed,
+    /// Not attempted (an earlier target failed, or the rotation stopped before any change).
+    NotAttempted,
+}
+
+impl TargetOutcome {
+    /// Every value, as listed in the README.
+    pub const ALL: [TargetOutcome; 5] = [
+        TargetOutcome::AlreadyCurrent,
+        TargetOutcome::Swapped,
+        TargetOutcome::RolledBack,
+        TargetOutcome::RollbackFailed,
+        TargetOutcome::NotAttempted,
+    ];
+
+    /// Stable label (the JSON value).
+    pub fn label(self) -> &'static str {
+        match self {
+            TargetOutcome::AlreadyCurrent => "already_current",
+            TargetOutcome::Swapped => "swapped",
+            TargetOutcome::RolledBack => "rolled_back",
+            TargetOutcome::RollbackFailed => "rollback_failed",
+            TargetOutcome::NotAttempted => "not_attempted",
+        }
+    }
+}
+
+/// One target's line in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    /// The target's name.
+    pub name: String,
+    /// What happened.
+    pub outcome: TargetOutcome,
+    /// The replaced container's ID (the current one if nothing was replaced).
+    pub old_id: Option<String>,
+    /// The new container's ID, once swapped.
+    pub new_id: Option<String>,
+    /// Why it failed (`null` when it did not).
+    pub error: Option<String>,
+    /// Fingerprint of the token it carried before.
+    pub previous: Option<String>,
+    /// A problem after a successful swap (a leftover the next run removes).
+    pub warning: Option<String>,
+}
+
+/// Everything one rotation did. Serialized, this is the JSON of `rotate --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RotationReport {
+    /// Short random ID, also written as a label on swapped containers.
+    pub rotation: String,
+    /// The overall outcome.
+    pub outcome: Outcome,
+    /// The new token's fingerprint, if the secret could be read.
+    pub fingerprint: Option<String>,
+    /// Per-target results.
+    pub targets: Vec<TargetReport>,
+    /// Why, when it did not succeed.
+    pub error: Option<String>,
+    /// The validation verdict, if validation ran.
+    pub verdict: Option<String>,
+    /// Its short label (`valid`, `invalid`, `inconclusive`, `skipped`).
+    pub validation: Option<&'static str>,
+    /// What was done to finish or undo changes a crash had interrupted.
+    pub recovered: Vec<String>,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+}
+
+impl RotationReport {
+    /// An empty report of rotation `rotation`.
+    pub fn new(rotation: String, fingerprint: Option<&Fingerprint>) -> Self {
+        RotationReport {
+            rotation,
+            outcome: Outcome::AlreadyCurrent,
+            fingerprint: fingerprint.map(|f| f.to_string()),
+            targets: Vec::new(),
+            error: None,
+            verdict: None,
+            validation: None,
+            recovered: Vec::new(),
+            duration_secs: 0.0,
+        }
+    }
+
+    /// A rotation that ended before any target was looked at (an unusable secret file,
+    /// an unreachable engine, a target that does not exist).
+    pub fn failed_before(rotation: String, fingerprint: Option<&Fingerprint>, e: &Error) -> Self {
+        let mut r = RotationReport::new(rotation, fingerprint);
+        r.outcome = e.outcome();
+        r.error = Some(e.to_string());
+        r
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        self.outcome.exit_code()
+    }
+
+    /// Human-readable summary, one line per target.
+    pub fn render(&self) -> String {
+        let mut out = format!("rotation {}", self.rotation);
+        if let Some(fp) = &self.fingerprint {
+            out.push_str(&format!(": token {fp}"));
+        }
+        if let Some(v) = &self.verdict {
+            out.push_str(&format!(" {v}"));
+        }
+        out.push('\n');
+        for r in &self.recovered {
+            out.push_str(&format!("  recovered {r}\n"));
+        }
+        for t in &self.targets {
+            let prev = t.previous.as_deref().unwrap_or("unset");
+            let line = match t.outcome {
+                TargetOutcome::AlreadyCurrent => "already current, not touched".to_string(),
+                TargetOutcome::Swapped => {
+                    let mut s = format!(
+                        "swapped and verified (was {prev}; container {} -> {})",
+                        short(t.old_id.as_deref().unwrap_or("")),
+                        short(t.new_id.as_deref().unwrap_or(""))
+                    );
+                    if let Some(w) = &t.warning {
+                        s.push_str(&format!("; warning: {w}"));
+                    }
+                    s
+                }
+                TargetOutcome::RolledBack | TargetOutcome::RollbackFailed => {
+                    format!("FAILED: {}", t.error.as_deref().unwrap_or(""))
+                }
+                TargetOutcome::NotAttempted => "not attempted, not touched".into(),
+            };
+            out.push_str(&format!("  {}: {line}\n", t.name));
+        }
+        out.push_str(&format!(
+            "result: {} in {:.1}s",
+            self.outcome.label(),
+            self.duration_secs
+        ));
+        if let Some(e) = &self.error {
+            out.push_str(&format!(": {e}"));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// Ends `report` with the result of the pipeline.
+pub(crate) fn finish(
+    mut report: RotationReport,
+    result: Result<Outcome, (Error, String)>,
+    took: Duration,
+) -> RotationReport {
+    match result {
+        Ok(outcome) => report.outcome = outcome,
+        Err((e, text)) => {
+            report.outcome = e.outcome();
+            report.error = Some(text);
+        }
+    }
+    report.duration_secs = took.as_secs_f64();
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_outcome_is_listed_in_the_readme() {
+        let readme = include_str!("../../README.md");
+        for o in TargetOutcome::ALL {
+            let json = serde_json::to_value(o).unwrap();
+            assert_eq!(json, o.label());
+            assert!(
+                readme.contains(&format!("`{}`", o.label())),
+                "README lists {}",
+                o.label()
+            );
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Replace a container by its copy carrying the new token, writing progress into names
+//! and labels as it goes so that [`super::undo`] can finish or undo it from the engine.
+//!
+//! Order: create the replacement as `NAME-tr-new-ROT` (labelled with the ID it replaces
+//! and whether that one ran); rename the old container, still running, aside to
+//! `NAME-tr-old-ROT` (`-tr-stopped-` if it was stopped); give the replacement the name;
+//! stop the old container (its own stop signal and timeout); start the replacement.
+//! Renaming first leaves only the engine's own stop and start between the old process's
+//! exit and the new one's start. A container between two restarts of a crash loop cannot
+//! be renamed: it is stopped first. Verification and commit come after, from the pipeline.
+
+use bollard::models::{EndpointSettings, NetworkConnectRequest};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
+use bollard::Docker;
+
+use super::observe::Inspected;
+use super::spec::replacement;
+use super::ContainerConfig;
+use crate::engine::labels;
+use crate::engine::names::Marker;
+use crate::engine::{describe, is_transport, rename, short, start, stop};
+use crate::target::{fault, Change, Ctx, Observed, StepError};
+
+/// The steps of a swap, as named in errors.
+pub mod step {
+    /// Building the replacement's configuration.
+    pub const PREPARE: &str = "prepare the replacement";
+    /// `POST /containers/create`.
+    pub const CREATE: &str = "create the replacement";
+    /// Connecting networks beyond the first.
+    pub const CONNECT: &str = "connect the replacement's networks";
+    /// Stopping the old container.
+    pub const STOP_OLD: &str = "stop the old container";
+    /// Renaming the old container aside.
+    pub const RENAME_OLD: &str = "rename the old container aside";
+    /// Giving the replacement the original name.
+    pub const RENAME_NEW: &str = "give the replacement the original name";
+    /// Starting the replacement.
+    pub const START_NEW: &str = "start the replacement";
+    /// Verifying the replacement.
+    pub const VERIFY: &str = "verify the replacement";
+    /// Recording that the replacement was verified.
+    pub const COMMIT: &str = "record the verified swap";
+}
+
+/// A failed step, its cause kept.
+pub(crate) fn failed<E>(target: &str, step: &'static str, unreachable: bool, cause: E) -> StepError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StepError {
+        target: target.to_string(),
+        step,
+        unreachable,
+        cause: Box::new(cause),
+    }
+}
+
+/// An engine error at `step` (its message redacted: the engine may quote what it was given).
+fn engine_at<'a>(
+    target: &'a str,
+    step: &'static str,
+    ctx: Ctx<'a>,
+) -> impl Fn(bollard::errors::Error) -> StepError + 'a {
+    move |e| {
+        let unreachable = is_transport(&e);
+        let text = ctx.redactor.redact(&describe(&e));
+        failed(target, step, unreachable, Redacted { text, source: e })
+    }
+}
+
+/// An engine error whose message went through the redactor; the original stays the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct Redacted {
+    text: String,
+    #[source]
+    source: bollard::errors::Error,
+}
+
+async fn point(target: &str, step: &'static str, at: &'static str) -> Result<(), StepError> {
+    fault::point(at)
+        .await
+        .map_err(|e| failed(target, step, false, e))
+}
+
+/// Creates, sets aside, renames, stops and starts. Returns the change for verify and commit.
+pub async fn apply(
+    docker: &Docker,
+    seen: &Observed<Inspected>,
+    cfg: &ContainerConfig,
+    ctx: Ctx<'_>,
+) -> Result<Change, StepError> {
+    let name = seen.name.as_str();
+    let old = &seen.state.0;
+    let at = |step| engine_at(name, step, ctx);
+
+    let image = image_ref(docker, old).await;
+    let labels = [
+        (labels::FINGERPRINT, ctx.token.fingerprint().to_string()),
+        (labels::ROTATION, ctx.rotation.to_string()),
+        (labels::SWAPPED_AT, now_rfc3339()),
+        (labels::REPLACES, seen.id.clone()),
+        (labels::TARGET_NAME, name.to_string()),
+        (labels::OLD_RUNNING, seen.running.to_string()),
+    ];
+    point(name, step::CREATE, "before-create").await?;
+    let spec = replacement(old, &image, &cfg.env_var, ctx.token.expose(), &labels)
+        .map_err(|e| failed(name, step::PREPARE, false, e))?;
+    let created = docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&Marker::New.name(name, ctx.rotation))
+                    .build(),
+            ),
+            spec.body,
+        )
+        .await
+        .map_err(at(step::CREATE))?;
+    let new_id = created.id;
+    let change = Change {
+        rotation: ctx.rotation.to_string(),
+        old_id: seen.id.clone(),
+        new_id: new_id.clone(),
+        old_running: seen.running,
+    };
+    point(name, step::CREATE, "after-create").await?;
+    tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");
+
+    for (network, endpoint) in spec.extra_networks {
+        connect(docker, &new_id, &network, endpoint)
+            .await
+            .map_err(at(step::CONNECT))?;
+    }
+
+    // The aside name says whether the old container ran, so an undo knows whether to
+    // start it again. A running container is renamed while it still runs; one between two
+    // restarts has no network sandbox and cannot be renamed: it is stopped first.
+    let aside = if seen.running {
+        Marker::Old
+    } else {
+        Marker::Stopped
+    }
+    .name(name, ctx.rotation);
+    let restarting = old.state.as_ref().and_then(|s| s.restarting) == Some(true);
+    let mut renamed = false;
+    if seen.running && !restarting {
+        match rename(docker, &seen.id, &aside).await {
+            Ok(()) => renamed = true,
+            Err(e) => tracing::debug!(
+                "renaming the running container failed ({}); stopping it first",
+                describe(&e)
+            ),
+        }
+    }
+    let mut stopped = false;
+    if seen.running && !renamed {
+        stop(docker, &seen.id).await.map_err(at(step::STOP_OLD))?;
+        stopped = true;
+        point(name, step::STOP_OLD, "after-stop").await?;
+    }
+    if !renamed {
+        rename(docker, &seen.id, &aside)
+            .await
+            .map_err(at(step::RENAME_OLD))?;
+    }
+    point(name, step::RENAME_OLD, "after-rename-old").await?;
+    rename(docker, &new_id, name)
+        .await
+        .map_err(at(step::RENAME_NEW))?;
+    point(name, step::RENAME_NEW, "after-rename-new").await?;
+
+    if !seen.running {
+        // A stopped target gets a stopped replacement: starting it would override the operator.
+        return Ok(change);
+    }
+    if !stopped {
+        stop(docker, &seen.id).await.map_err(at(step::STOP_OLD))?;
+        point(name, step::STOP_OLD, "after-stop").await?;
+    }
+    start(docker, &new_id).await.map_err(at(step::START_NEW))?;
+    point(name, step::START_NEW, "after-start").await?;
+    tracing::debug!(container = name, new_id = %short(&new_id), "replacement started, verifying");
+    Ok(change)
+}
+
+/// The image by name if that name still points at the same image, else by ID.
+async fn image_ref(docker: &Docker, old: &bollard::models::ContainerInspectResponse) -> String {
+    let id = old.image.clone().unwrap_or_default();
+    let name = old
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    if !name.is_empty() && name != id {
+        if let Ok(img) = docker.inspect_image(&name).await {
+            if img.id.as_deref() == Some(id.as_str()) {
+                return name; // keeps `docker ps` readable
+            }
+        }
+    }
+    id
+}
+
+async fn connect(
+    docker: &Docker,
+    id: &str,
+    network: &str,
+    endpoint: EndpointSettings,
+) -> Result<(), bollard::errors::Error> {
+    docker
+        .connect_network(
+            network,
+            NetworkConnectRequest {
+                container: id.to_string(),
+                endpoint_config: Some(endpoint),
+            },
+        )
+        .await
+}
+
+/// Current UTC time as RFC 3339 with second precision.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,293 @@
+//! The one undo: finish or undo a container swap from what the engine shows, used after a
+//! failed step and by the next run after a crash alike. There is no state file: a swap
+//! writes its progress into names and labels as it goes (see [`super::apply`]).
+//!
+//! - a `-tr-done-` container: the swap was verified; remove the old container;
+//! - a `-tr-old-`/`-tr-stopped-` container: not verified; remove its replacements (found by
+//!   their `replaces` label, whatever their name now), give it its name back, start it if
+//!   it ran;
+//! - a lone `-tr-new-` container next to the untouched original: remove it, and start the
+//!   original again if the swap had stopped it.
+//!
+//! Committing a verified swap is one rename (old container to `-tr-done-`), then the same
+//! [`settle`]. Every engine call rides out an unreachable engine for `--engine-retry`.
+//! Volumes are never removed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::Docker;
+
+use super::apply::{failed, step};
+use crate::engine::names::Marker;
+use crate::engine::{inspect, is_transport, labels, remove_keep_volumes as remove, rename};
+use crate::engine::{retrying, short, start, EngineError, Failure};
+use crate::target::{fault, Change, Interrupted, Settled, StepError, TargetError, UndoError};
+
+/// Another container holds the name the old one must get back.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the name is taken by {holder}, which is not a token-rotator replacement; rename or remove it"
+)]
+pub struct NameTaken {
+    /// Short ID of the container holding the name.
+    pub holder: String,
+}
+
+fn undo_error(target: &str, what: &str, e: bollard::errors::Error) -> UndoError {
+    UndoError {
+        target: target.to_string(),
+        what: what.to_string(),
+        unreachable: is_transport(&e),
+        cause: Box::new(Failure(e)),
+    }
+}
+
+/// The unfinished swap of `target` the engine shows, if any: committed if a `-tr-done-`
+/// container says the replacement was verified.
+pub async fn interrupted(
+    docker: &Docker,
+    target: &str,
+    window: Duration,
+) -> Result<Option<Interrupted>, TargetError> {
+    let found = retrying(window, "list leftovers of a swap", || {
+        list_markers(docker, target)
+    })
+    .await
+    .map_err(|e| EngineError::new(format!("list the leftovers of {target:?}"), e))?;
+    let pick = found
+        .iter()
+        .find(|(m, _)| *m == Marker::Done)
+        .or_else(|| found.first());
+    Ok(pick.map(|(marker, c)| {
+        let labels = c.labels.clone().unwrap_or_default();
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .cloned()
+            .unwrap_or_default();
+        let rotation = name.rsplit('-').next().unwrap_or_default().to_string();
+        let old_id = match marker {
+            Marker::New => labels.get(labels::REPLACES).cloned().unwrap_or_default(),
+            _ => c.id.clone().unwrap_or_default(),
+        };
+        Interrupted {
+            committed: *marker == Marker::Done,
+            change: Change {
+                rotation,
+                old_id,
+                new_id: String::new(),
+                old_running: *marker == Marker::Old
+                    || labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true"),
+            },
+        }
+    }))
+}
+
+/// Records that `change` was verified (the old container becomes `-tr-done-`), then
+/// finishes it with [`settle`]. An error means nothing was recorded.
+pub async fn commit(
+    docker: &Docker,
+    target: &str,
+    change: &Change,
+    window: Duration,
+) -> Result<Settled, StepError> {
+    let done = Marker::Done.name(target, &change.rotation);
+    let not_recorded = |e: bollard::errors::Error| {
+        failed(
+            target,
+            step::COMMIT,
+            is_transport(&e),
+            EngineError::new(step::COMMIT, e),
+        )
+    };
+    let current = retrying(window, "inspect the old container", || {
+        inspect(docker, &change.old_id)
+    })
+    .await
+    .map_err(not_recorded)?;
+    let already = current
+        .as_ref()
+        .and_then(|c| c.name.as_deref())
+        .is_some_and(|n| n.trim_start_matches('/') == done);
+    if current.is_some() && !already {
+        retrying(window, "mark the old container done", || {
+            rename(docker, &change.old_id, &done)
+        })
+        .await
+        .map_err(not_recorded)?;
+    }
+    // Committed from here on: what cannot be removed now, the next run removes.
+    let leftover = |e: &dyn std::fmt::Display| Settled {
+        actions: Vec::new(),
+        warning: Some(format!(
+            "the old container {} could not be removed: {e}",
+            short(&change.old_id)
+        )),
+    };
+    if let Err(e) = fault::point("before-remove").await {
+        return Ok(leftover(&e));
+    }
+    Ok(settle(docker, target, window)
+        .await
+        .unwrap_or_else(|e| leftover(&e)))
+}
+
+/// Finishes a verified swap and undoes an unverified one, from the names and labels the
+/// engine shows. Returns what it did; an error names the step that failed.
+pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<Settled, UndoError> {
+    let mut actions = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    let found = retrying(window, "list leftovers of a swap", || {
+        list_markers(docker, target)
+    })
+    .await
+    .map_err(|e| undo_error(target, "list the leftovers of the swap", e))?;
+    for (marker, c) in &found {
+        let id = c.id.clone().unwrap_or_default();
+        if removed.contains(&id) {
+            continue;
+        }
+        match marker {
+            Marker::Done => {
+                retrying(window, "remove the old container", || remove(docker, &id))
+                    .await
+                    .map_err(|e| undo_error(target, "remove the old container", e))?;
+                actions.push(format!(
+                    "removed {} (replaced by a verified container)",
+                    short(&id)
+                ));
+            }
+            Marker::Old | Marker::Stopped => {
+                let replacements = retrying(window, "find the replacements", || {
+                    replacements_of(docker, &id)
+                })
+                .await
+                .map_err(|e| undo_error(target, "find the replacements", e))?;
+                for n in replacements {
+                    retrying(window, "remove the replacement", || remove(docker, &n))
+                        .await
+                        .map_err(|e| undo_error(target, "remove the replacement", e))?;
+                    actions.push(format!("removed unverified replacement {}", short(&n)));
+                    removed.push(n);
+                }
+                let holder = retrying(window, "see who holds the name", || inspect(docker, target))
+                    .await
+                    .map_err(|e| undo_error(target, "see who holds the name", e))?;
+                if let Some(h) = holder {
+                    return Err(UndoError {
+                        target: target.to_string(),
+                        what: "give the old container its name back".into(),
+                        unreachable: false,
+                        cause: Box::new(NameTaken {
+                            holder: short(h.id.as_deref().unwrap_or("")).to_string(),
+                        }),
+                    });
+                }
+                retrying(window, "rename the old container back", || {
+                    rename(docker, &id, target)
+                })
+                .await
+                .map_err(|e| undo_error(target, "rename the old container back", e))?;
+                if *marker == Marker::Old {
+                    retrying(window, "start the old container again", || {
+                        start(docker, &id)
+                    })
+                    .await
+                    .map_err(|e| undo_error(target, "start the old container again", e))?;
+                }
+                actions.push(format!(
+                    "restored the old container {} under its name",
+                    short(&id)
+                ));
+            }
+            Marker::New => {
+                // The original still has its name: the swap stopped before setting it aside.
+                retrying(window, "remove an unfinished replacement", || {
+                    remove(docker, &id)
+                })
+                .await
+                .map_err(|e| undo_error(target, "remove an unfinished replacement", e))?;
+                actions.push(format!("removed unfinished replacement {}", short(&id)));
+                let labels = c.labels.clone().unwrap_or_default();
+                let ran = labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
+                if let (true, Some(old_id)) = (ran, labels.get(labels::REPLACES)) {
+                    let old = retrying(window, "inspect the old container", || {
+                        inspect(docker, old_id)
+                    })
+                    .await
+                    .map_err(|e| undo_error(target, "inspect the old container", e))?;
+                    let stopped =
+                        old.is_some_and(|o| o.state.and_then(|s| s.running) != Some(true));
+                    if stopped {
+                        retrying(window, "start the old container again", || {
+                            start(docker, old_id)
+                        })
+                        .await
+                        .map_err(|e| undo_error(target, "start the old container again", e))?;
+                        actions.push(format!("started the old container {} again", short(old_id)));
+                    }
+                }
+            }
+            Marker::Lock => {}
+        }
+    }
+    for line in &actions {
+        tracing::info!(container = target, "settled a swap: {line}");
+    }
+    Ok(Settled {
+        actions,
+        warning: None,
+    })
+}
+
+/// Containers named `TARGET-tr-TAG-ROT`, set-aside old ones first so their replacements
+/// go with them.
+pub async fn list_markers(
+    docker: &Docker,
+    target: &str,
+) -> Result<Vec<(Marker, ContainerSummary)>, bollard::errors::Error> {
+    let filter = HashMap::from([("name".to_string(), vec![format!("{target}-tr-")])]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filter)
+        .build();
+    let mut found: Vec<(Marker, ContainerSummary)> = docker
+        .list_containers(Some(opts))
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            let name = c.names.as_ref()?.first()?.clone();
+            match Marker::parse(&name) {
+                Some((t, m)) if t == target && m != Marker::Lock => Some((m, c)),
+                _ => None,
+            }
+        })
+        .collect();
+    found.sort_by_key(|(m, _)| *m == Marker::New);
+    Ok(found)
+}
+
+/// IDs of the replacements created for `old_id` (whatever their name now).
+async fn replacements_of(
+    docker: &Docker,
+    old_id: &str,
+) -> Result<Vec<String>, bollard::errors::Error> {
+    let filter = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={old_id}", labels::REPLACES)],
+    )]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filter)
+        .build();
+    Ok(docker
+        .list_containers(Some(opts))
+        .await?
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect())
+}
