@@ -38,13 +38,6 @@ pub enum ConnectError {
     TooOld(String),
 }
 
-impl ConnectError {
-    /// Whether the engine was simply not there (as opposed to answering something odd).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, ConnectError::Connect { .. })
-    }
-}
-
 /// One engine operation that failed, with the engine's error kept as the cause.
 #[derive(Debug, thiserror::Error)]
 #[error("could not {what}: {}", describe(source))]
@@ -65,10 +58,6 @@ impl EngineError {
         }
     }
 
-    /// Whether the engine could not be reached (worth retrying later).
-    pub fn is_unreachable(&self) -> bool {
-        is_transport(&self.source)
-    }
 }
 
 /// An engine error as a cause, shown the way [`describe`] says it.
