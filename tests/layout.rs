@@ -18,7 +18,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The top-level module a file belongs to (`src/target/container/undo.rs` → `target`).
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -56,7 +61,10 @@ fn top_level_modules_form_no_import_cycle() {
         }
         let text = std::fs::read_to_string(f).unwrap();
         let uses = used_modules(&text, &known);
-        graph.entry(m.clone()).or_default().extend(uses.into_iter().filter(|u| *u != m));
+        graph
+            .entry(m.clone())
+            .or_default()
+            .extend(uses.into_iter().filter(|u| *u != m));
     }
     // Depth-first search for a cycle, reporting its path.
     fn visit(
@@ -94,6 +102,10 @@ fn every_module_file_opens_with_a_doc_line() {
     rust_files(&src, &mut files);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(text.starts_with("//! "), "{} has no module doc line", f.display());
+        assert!(
+            text.starts_with("//! "),
+            "{} has no module doc line",
+            f.display()
+        );
     }
 }

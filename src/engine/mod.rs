@@ -57,7 +57,6 @@ impl EngineError {
             source,
         }
     }
-
 }
 
 /// An engine error as a cause, shown the way [`describe`] says it.
