@@ -1,0 +1,122 @@
+//! A container as a [`Target`]: replaced by a copy with the new env value, since the
+//! engine cannot change a running container's env.
+//!
+//! - [`observe`]: resolve the name, inspect, refuse what cannot be swapped safely;
+//! - [`spec`]: the replacement's configuration, derived from the old container's;
+//! - [`apply`]: create, rename aside, stop, start, writing progress into names and labels;
+//! - [`verify`]: the replacement runs, is healthy, carries the token, passes `--verify-exec`;
+//! - [`undo`]: finish or undo a swap from what the engine shows (the one undo).
+
+pub mod apply;
+pub mod observe;
+pub mod spec;
+pub mod undo;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+
+use super::{Change, Ctx, Interrupted, Lock, Locker, Observed, Settled, StepError, Target};
+use super::{TargetError, UndoError};
+use crate::secret::Token;
+
+pub use observe::{env_value, Inspected};
+
+/// How containers are swapped and verified (the same for every container target).
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// Env var carrying the token.
+    pub env_var: String,
+    /// How long the replacement must stay running.
+    pub settle: Duration,
+    /// Give up verifying (and roll back) after this long.
+    pub verify_timeout: Duration,
+    /// Command run inside the replacement, already split into words.
+    pub verify_exec: Option<Vec<String>>,
+    /// How long to ride out an unreachable engine while finishing or undoing a swap.
+    pub engine_retry: Duration,
+}
+
+/// One target container, by its own name.
+#[derive(Debug, Clone)]
+pub struct ContainerTarget {
+    docker: Docker,
+    /// The name or ID as the user gave it.
+    requested: String,
+    /// The container's own name (without `/`), also when given by ID or found mid-swap.
+    name: String,
+    /// A local image to create the lock marker from.
+    anchor_image: String,
+    cfg: Arc<ContainerConfig>,
+}
+
+/// Resolves names or IDs into targets, in the order given, without duplicates.
+/// Nothing is touched; a name that matches nothing (not even a swap in progress) is refused.
+pub async fn select(
+    docker: &Docker,
+    names: &[String],
+    cfg: Arc<ContainerConfig>,
+) -> Result<Vec<ContainerTarget>, TargetError> {
+    let mut out: Vec<ContainerTarget> = Vec::with_capacity(names.len());
+    for requested in names {
+        let (name, anchor_image) = observe::canonical(docker, requested).await?;
+        if out.iter().any(|t| t.name == name) {
+            continue;
+        }
+        out.push(ContainerTarget {
+            docker: docker.clone(),
+            requested: requested.clone(),
+            name,
+            anchor_image,
+            cfg: cfg.clone(),
+        });
+    }
+    Ok(out)
+}
+
+impl Target for ContainerTarget {
+    type State = Inspected;
+
+    fn key(&self) -> &str {
+        &self.name
+    }
+
+    async fn lock(&self, locker: &Locker) -> Result<Lock, TargetError> {
+        Ok(locker
+            .acquire(&self.docker, &self.name, &self.anchor_image)
+            .await?)
+    }
+
+    async fn interrupted(&self) -> Result<Option<Interrupted>, TargetError> {
+        undo::interrupted(&self.docker, &self.name, self.cfg.engine_retry).await
+    }
+
+    async fn observe(&self, token: &Token) -> Result<Observed<Inspected>, TargetError> {
+        observe::observe(
+            &self.docker,
+            &self.requested,
+            &self.name,
+            &self.cfg.env_var,
+            token,
+        )
+        .await
+    }
+
+    async fn apply(&self, seen: &Observed<Inspected>, ctx: Ctx<'_>) -> Result<Change, StepError> {
+        apply::apply(&self.docker, seen, &self.cfg, ctx).await
+    }
+
+    async fn verify(&self, change: &Change, ctx: Ctx<'_>) -> Result<(), StepError> {
+        verify::verify_change(&self.docker, &self.name, change, &self.cfg, ctx).await
+    }
+
+    async fn commit(&self, change: &Change) -> Result<Settled, StepError> {
+        undo::commit(&self.docker, &self.name, change, self.cfg.engine_retry).await
+    }
+
+    async fn undo(&self) -> Result<Settled, UndoError> {
+        undo::settle(&self.docker, &self.name, self.cfg.engine_retry).await
+    }
+}

@@ -1,0 +1,238 @@
+//! Targets: what a token is rotated into, behind one interface the pipeline drives.
+//!
+//! A [`Target`] has a key (its lock, metric label and report name) and the steps of a
+//! change: find an interrupted one, observe, apply, verify, commit, undo. Commit and undo
+//! are driven by what the engine shows, so the same code finishes or undoes a change
+//! after a failed step and after a crash. Containers ([`container`]) are the one kind
+//! today; a Swarm service implements the same trait.
+
+pub mod container;
+pub mod fault;
+pub mod lock;
+
+use std::future::Future;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::engine::EngineError;
+use crate::secret::{Fingerprint, Redactor, Token};
+
+pub use lock::{Lock, LockError, Locker};
+
+/// What one change needs to know besides the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The token going in.
+    pub token: &'a Token,
+    /// The rotation's ID (written into names and labels).
+    pub rotation: &'a str,
+    /// Removes every known token from text that comes from the target.
+    pub redactor: &'a Redactor,
+}
+
+/// What a target carries now, and what the change needs to know of it (`state`).
+pub struct Observed<S> {
+    /// The target's own name.
+    pub name: String,
+    /// Its engine ID.
+    pub id: String,
+    /// Fingerprint of the token it carries, if any.
+    pub current: Option<Fingerprint>,
+    /// Whether that is exactly the new token (full SHA-256 comparison).
+    pub up_to_date: bool,
+    /// Whether it runs (a stopped target stays stopped).
+    pub running: bool,
+    /// Variables set in it that take precedence over the token in Claude Code.
+    pub shadowed_by: Vec<&'static str>,
+    /// Kind-specific state for `apply` (a container's inspect output).
+    pub state: S,
+    current_value: Option<SecretString>,
+}
+
+impl<S> Observed<S> {
+    /// An observation; `current_value` is the secret the target carries now.
+    pub fn new(
+        name: String,
+        id: String,
+        running: bool,
+        current_value: Option<&str>,
+        token: &Token,
+        state: S,
+    ) -> Self {
+        Observed {
+            name,
+            id,
+            current: current_value.map(Fingerprint::of),
+            up_to_date: current_value.is_some_and(|v| token.matches(v)),
+            running,
+            shadowed_by: Vec::new(),
+            state,
+            current_value: current_value.map(|v| SecretString::from(v.to_string())),
+        }
+    }
+
+    /// The secret it carries now (for the redactor only).
+    pub fn current_secret(&self) -> Option<&str> {
+        self.current_value.as_ref().map(|s| s.expose_secret())
+    }
+}
+
+impl<S> std::fmt::Debug for Observed<S> {
+    // Never the state: a container's inspect output holds its env, and with it a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("current", &self.current)
+            .field("up_to_date", &self.up_to_date)
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change applied and not yet committed.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The rotation that made it.
+    pub rotation: String,
+    /// What is being replaced (a container ID).
+    pub old_id: String,
+    /// Its replacement (empty when recovered from a crash and not needed).
+    pub new_id: String,
+    /// Whether the target ran before the change (a stopped one is only checked, not started).
+    pub old_running: bool,
+}
+
+/// An unfinished change the engine shows.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    /// Whether it had been verified and committed (finish it) or not (undo it).
+    pub committed: bool,
+    /// The change as far as the engine tells.
+    pub change: Change,
+}
+
+/// What finishing or undoing a change did.
+#[derive(Debug, Default, Clone)]
+pub struct Settled {
+    /// One line per action, for the report.
+    pub actions: Vec<String>,
+    /// A problem that did not undo the outcome (a leftover the next run removes).
+    pub warning: Option<String>,
+}
+
+/// A target cannot be rotated; nothing has been touched.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// No such target.
+    #[error("target container {0:?} does not exist: check the name with `docker ps -a`")]
+    NotFound(String),
+    /// An ID prefix that matches several containers.
+    #[error("target container {0:?} matches more than one container (an ID prefix?): use its full name or ID")]
+    Ambiguous(String),
+    /// The target is the rotator's own container.
+    #[error(
+        "target container {0:?} is the container token-rotator runs in: it cannot replace itself"
+    )]
+    IsSelf(String),
+    /// The target is removed by the engine as soon as it stops.
+    #[error("target container {0:?} has AutoRemove (--rm) set: stopping it would delete it, so it cannot be swapped safely; recreate it without --rm")]
+    AutoRemove(String),
+    /// The name given is one of the rotator's temporary containers.
+    #[error("target container {0:?} is a temporary container of an unfinished token-rotator swap; name the original container instead")]
+    SwapLeftover(String),
+    /// The target's configuration cannot be copied.
+    #[error("target container {name:?} cannot be copied: {reason}")]
+    Uncopyable {
+        /// The target.
+        name: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// Another rotator holds the target's lock, or the lock could not be taken.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// An interrupted change could not be finished or undone.
+    #[error(transparent)]
+    Undo(#[from] UndoError),
+}
+
+/// A step of a change failed. The pipeline undoes the change after this.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {step} of {target}: {cause}")]
+pub struct StepError {
+    /// The target.
+    pub target: String,
+    /// The step, as a phrase ("start the replacement").
+    pub step: &'static str,
+    /// Whether the engine could not be reached (the token is not to blame: retry later).
+    pub unreachable: bool,
+    /// Why.
+    #[source]
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Finishing or undoing a change failed; the next run picks it up from the engine.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {what} of {target}: {cause}; the next `token-rotator rotate` or `run` finishes the recovery from the names and labels in the engine (or check the container by hand)")]
+pub struct UndoError {
+    /// The target.
+    pub target: String,
+    /// The action that failed.
+    pub what: String,
+    /// Whether the engine could not be reached.
+    pub unreachable: bool,
+    /// Why.
+    #[source]
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Something a token can be rotated into: a container today, a Swarm service next.
+///
+/// The pipeline calls, per target: [`lock`](Target::lock), [`interrupted`](Target::interrupted)
+/// (then `commit` or `undo` it), [`observe`](Target::observe), and, once the token is
+/// validated, [`apply`](Target::apply), [`verify`](Target::verify), then
+/// [`commit`](Target::commit) or [`undo`](Target::undo).
+pub trait Target: Send + Sync {
+    /// What `observe` keeps for `apply`.
+    type State: Send + Sync;
+
+    /// The target's name: its lock, its metric label, its line in the report.
+    fn key(&self) -> &str;
+
+    /// Takes the target's lock (waits for a live holder, takes over a dead one's).
+    fn lock(&self, locker: &Locker) -> impl Future<Output = Result<Lock, TargetError>> + Send;
+
+    /// An unfinished change the engine shows, if any.
+    fn interrupted(&self) -> impl Future<Output = Result<Option<Interrupted>, TargetError>> + Send;
+
+    /// What the target carries now. Refuses a target that cannot be changed safely.
+    fn observe(
+        &self,
+        token: &Token,
+    ) -> impl Future<Output = Result<Observed<Self::State>, TargetError>> + Send;
+
+    /// Puts the token in. On error the pipeline calls [`undo`](Target::undo).
+    fn apply(
+        &self,
+        seen: &Observed<Self::State>,
+        ctx: Ctx<'_>,
+    ) -> impl Future<Output = Result<Change, StepError>> + Send;
+
+    /// Proves the change works. On error the pipeline calls [`undo`](Target::undo).
+    fn verify(
+        &self,
+        change: &Change,
+        ctx: Ctx<'_>,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+
+    /// Records the change as verified, then finishes it. An error means nothing was
+    /// recorded: the pipeline undoes the change.
+    fn commit(&self, change: &Change) -> impl Future<Output = Result<Settled, StepError>> + Send;
+
+    /// Undoes whatever unverified change the engine shows.
+    fn undo(&self) -> impl Future<Output = Result<Settled, UndoError>> + Send;
+}
