@@ -42,17 +42,40 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read, normalize and validate the token; print the verdict and its fingerprint.
-    /// Exit 0 valid, 1 invalid, 3 inconclusive, 64 bad usage.
+    #[command(after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
     /// Rotate the token into the target containers once.
+    #[command(after_help = ROTATE_EXIT_CODES)]
     Rotate(RotateArgs),
     /// Watch the secret file and rotate whenever it changes, until SIGTERM or SIGINT.
+    #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
     /// Show, for each target, which token it carries and when it was last swapped.
+    #[command(after_help = STATUS_EXIT_CODES)]
     Status(StatusArgs),
     /// Exit 0 if the daemon's /healthz answers (for image healthchecks; no shell needed).
+    #[command(after_help = "Exit codes: 0 healthy, 1 not, 64 bad usage.")]
     Healthcheck(HealthcheckArgs),
 }
+
+const CHECK_EXIT_CODES: &str = "Exit codes: 0 valid, 1 invalid (a rule of the file, or the API \
+answered 401/403), 3 inconclusive (5xx, 529, timeout, network), 64 bad usage.";
+
+const ROTATE_EXIT_CODES: &str = "Exit codes (the report's `outcome`):
+  0   rotated, or already_current (nothing touched)
+  1   rejected: the secret file broke a rule or the API refused the token; nothing touched
+  3   inconclusive: the API gave no verdict; nothing touched
+  4   bad_target (nothing touched), or rolled_back: a swap failed and was undone
+  5   engine_unavailable: the engine cannot be reached; run again later
+  6   rollback_failed: the next rotate or run finishes the recovery
+  7   busy: another token-rotator holds a target's lock; nothing touched
+  64  bad usage (the flag or variable is named)";
+
+const RUN_EXIT_CODES: &str = "Exit codes: 0 stopped by SIGTERM or SIGINT, 2 the --listen \
+address is taken or not allowed, 64 bad usage. The daemon retries everything else.";
+
+const STATUS_EXIT_CODES: &str = "Exit codes: 0 every target carries the secret file's token, \
+1 one does not (or the file is unusable), 5 the engine cannot be reached, 64 bad usage.";
 
 /// Whether to ask the API before swapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -32,6 +32,9 @@ pub enum Outcome {
     RolledBack,
     /// A swap failed and its rollback failed too: the next run finishes the recovery.
     RollbackFailed,
+    /// The daemon was asked to stop before any change (while validating); nothing touched.
+    /// Never published: the process is exiting.
+    Stopped,
 }
 
 impl Outcome {
@@ -60,13 +63,15 @@ impl Outcome {
             Outcome::Busy => "busy",
             Outcome::RolledBack => "rolled_back",
             Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Stopped => "stopped",
         }
     }
 
     /// Process exit code of `rotate` (documented in the README).
     pub fn exit_code(self) -> u8 {
         match self {
-            Outcome::Rotated | Outcome::AlreadyCurrent => 0,
+            // `stopped` happens only in `run`, which exits 0 on SIGTERM.
+            Outcome::Rotated | Outcome::AlreadyCurrent | Outcome::Stopped => 0,
             Outcome::Rejected => 1,
             Outcome::Inconclusive => 3,
             Outcome::BadTarget | Outcome::RolledBack => 4,
@@ -138,6 +143,9 @@ pub enum Error {
     /// could not be finished.
     #[error(transparent)]
     Target(#[from] TargetError),
+    /// Asked to stop before any change was made.
+    #[error("stopped before any change: nothing was touched")]
+    Stopped,
     /// A step of a change failed; `rollback` says what undoing it did.
     #[error("{step}; {rollback}")]
     Step {
@@ -156,6 +164,7 @@ impl Error {
             Error::Secret(_) | Error::Refused { .. } => Outcome::Rejected,
             Error::Inconclusive { .. } => Outcome::Inconclusive,
             Error::Connect(_) => Outcome::EngineUnavailable,
+            Error::Stopped => Outcome::Stopped,
             Error::Target(t) => match t {
                 TargetError::Locked(crate::target::LockError::Held { .. }) => Outcome::Busy,
                 TargetError::Locked(_) | TargetError::Engine(_) => Outcome::EngineUnavailable,

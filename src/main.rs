@@ -14,14 +14,13 @@ const EXIT_USAGE: u8 = 64;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            let usage_error = e.use_stderr();
-            let _ = e.print();
-            return if usage_error {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS // --help, --version
-            };
+            eprint!("{}", usage_error(&e));
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     // Bound before anything else: a taken address ends the daemon at once, not later.
@@ -63,6 +62,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message, with the environment variable named when the bad value came from one,
+/// and a secret value (the webhook URL) hidden.
+fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut text = e.render().to_string();
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return text;
+    };
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    let secret = flag == "--notify-webhook";
+    if secret && !value.is_empty() {
+        text = text.replace(value.as_str(), "<hidden>");
+    }
+    let var = format!(
+        "TOKEN_ROTATOR_{}",
+        flag.trim_start_matches('-')
+            .replace('-', "_")
+            .to_uppercase()
+    );
+    let on_command_line = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let from_env =
+        std::env::var(&var).is_ok_and(|v| v.split(',').any(|part| part == value) || v == *value);
+    if !on_command_line && from_env {
+        let shown = if secret { "<hidden>" } else { value.as_str() };
+        let note = format!("  (the value comes from the environment: {var}={shown})");
+        text = match text.split_once('\n') {
+            Some((first, rest)) => format!("{first}\n{note}\n{rest}"),
+            None => format!("{text}\n{note}\n"),
+        };
+    }
+    text
 }
 
 fn bind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {

@@ -12,8 +12,8 @@ use support::updates::{
     delete_then_recreate, k8s_write, rename_over, truncate_then_write, write_in_place, Update,
 };
 use support::{
-    accepted, assert_no_secret, docker, env_of, free_port, host_bot, http_get, new_token,
-    remember_secret, rotator_image, socket_group, wait_until, Scope, ENV_VAR,
+    accepted, assert_no_secret, docker, free_port, host_bot, http_get, new_token, remember_secret,
+    rotator_image, socket_group, wait_until, Scope, ENV_VAR,
 };
 
 /// A daemon under test, its secret directory and its endpoints.
@@ -164,7 +164,7 @@ fn secret_dir(scope: &Scope) -> PathBuf {
 }
 
 fn carries(name: &str, token: &str) -> bool {
-    env_of(name, ENV_VAR).as_deref() == Some(token)
+    support::env_of_if_any(name, ENV_VAR).as_deref() == Some(token)
 }
 
 /// Waits for the bot to carry `token`, then for the daemon to be idle, and checks that
@@ -375,6 +375,28 @@ fn sigterm_during_a_swap_leaves_the_target_running() {
         left, expected,
         "no temporary or renamed-aside container left"
     );
+}
+
+#[test]
+fn a_single_file_bind_mount_of_the_secret_is_reported_with_the_fix() {
+    let f = Fixture::new("daemon-single-file");
+    let env = [
+        "TOKEN_ROTATOR_SECRET_FILE=/secrets/token".to_string(),
+        format!("TOKEN_ROTATOR_CONTAINER={}", f.name),
+        format!("TOKEN_ROTATOR_API_BASE_URL={}", f.api.base_url()),
+    ];
+    // The mistake the README warns about: the file itself, not its directory.
+    let d = Daemon::start(&f.scope, &f.file, "/secrets/token", &env);
+    let (code, body) = http_get(&d.listen, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ready"], false);
+    let problem = v["problems"].to_string();
+    assert!(
+        problem.contains("single-file bind mount") && problem.contains("mount the directory"),
+        "{body}"
+    );
+    assert!(d.logs().contains("single-file bind mount"), "{}", d.logs());
 }
 
 #[test]

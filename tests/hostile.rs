@@ -173,10 +173,48 @@ fn an_unreadable_secret_file_is_refused_for_a_non_root_rotator() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains(
-            "invalid: cannot read secret file /secrets/token: Permission denied (os error 13)"
-        ),
+        text.contains("invalid: cannot read secret file /secrets/token: permission denied"),
         "{text}"
+    );
+    // The message names the fix: who the sidecar runs as, and a mode that works.
+    assert!(
+        text.contains("uid 65532") && text.contains("0644"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_docker_socket_the_sidecar_may_not_open_is_named_with_the_fix() {
+    // The image runs as uid 65532; without the socket's group it may not open it.
+    let out = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "--entrypoint",
+            "/token-rotator",
+            support::rotator_image(),
+            "rotate",
+            "--json",
+            "--container",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(5), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["outcome"], "engine_unavailable");
+    assert!(
+        stderr.contains("permission denied on /var/run/docker.sock")
+            && stderr.contains("uid 65532")
+            && stderr.contains("DOCKER_GID")
+            && stderr.contains("group_add"),
+        "{stderr}"
     );
 }
 

@@ -10,6 +10,7 @@ use crate::config::{CheckArgs, HealthcheckArgs, RotateArgs, RunArgs, SecretArgs,
 use crate::daemon::watch::WatchConfig;
 use crate::daemon::DaemonConfig;
 use crate::engine::names::new_rotation_id;
+use crate::engine::{Backoff, ConnectError};
 use crate::error::Error;
 use crate::rotation::{Pipeline, RotationReport, Rotator, SecretSource};
 use crate::secret::read_token_async;
@@ -18,6 +19,7 @@ use crate::target::Locker;
 use crate::telemetry::webhook::Webhook;
 use crate::telemetry::Shared;
 use crate::validate::{Validator, ValidatorConfig, Verdict};
+use std::time::Duration;
 
 /// Exit code when the daemon cannot start serving (its `--listen` address is taken).
 pub const EXIT_LISTEN: u8 = 2;
@@ -71,6 +73,7 @@ fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator
         pipeline: Pipeline {
             validator: validator(&args.secret)?,
             locker: Locker::new(args.lock_timeout, args.lock_wait),
+            stop: None,
         },
         secret: SecretSource {
             path: args.secret.file.secret_file.clone(),
@@ -117,11 +120,6 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
         .map(tokio::net::TcpListener::from_std)
         .transpose()
         .context("--listen")?;
-    let docker = match engine().await {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
-    let rotator = Arc::new(rotator(docker, &args.rotate)?);
     let cfg = DaemonConfig {
         watch: WatchConfig {
             path: args.rotate.secret.file.secret_file.clone(),
@@ -137,7 +135,7 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             .context("webhook client")?,
     };
     let shared = Arc::new(Shared::default());
-    // One signal ends both the server and the daemon.
+    // One signal ends the server, the wait for the engine and the daemon.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         crate::daemon::signal::shutdown().await;
@@ -147,15 +145,16 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
         let _ = rx.wait_for(|s| *s).await;
     };
     let server = listener.map(|l| {
-        let serve = crate::telemetry::http::serve(
-            l,
-            shared.clone(),
-            rotator.clone(),
-            stopped(stop_rx.clone()),
-        );
+        let serve = crate::telemetry::http::serve(l, shared.clone(), stopped(stop_rx.clone()));
         tokio::spawn(serve)
     });
-    crate::daemon::run((*rotator).clone(), cfg, shared, stopped(stop_rx)).await;
+    if let Some(docker) = wait_for_engine(&shared, stopped(stop_rx.clone())).await? {
+        let mut rotator = rotator(docker, &args.rotate)?;
+        rotator.pipeline.stop = Some(stop_rx.clone());
+        let rotator = Arc::new(rotator);
+        let _ = shared.rotator.set(rotator.clone());
+        crate::daemon::run((*rotator).clone(), cfg, shared, stopped(stop_rx)).await;
+    }
     if let Some(server) = server {
         match server.await {
             Ok(Ok(())) => {}
@@ -165,6 +164,42 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
     }
     tracing::info!("stopped");
     Ok(0)
+}
+
+/// Connects to the engine, retrying with backoff while it cannot be reached (a sidecar
+/// that starts a moment before dockerd must not die of it). `None` if stopped first.
+async fn wait_for_engine(
+    shared: &Shared,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Option<bollard::Docker>> {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    tokio::pin!(stop);
+    loop {
+        let e = match crate::engine::connect().await {
+            Ok(docker) => {
+                *shared
+                    .engine_problem
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                return Ok(Some(docker));
+            }
+            Err(e @ ConnectError::TooOld(_)) => return Err(e.into()),
+            Err(e) => e,
+        };
+        let delay = backoff.next_delay();
+        tracing::warn!(
+            retry_in_secs = delay.as_secs(),
+            "{e}; waiting for the engine"
+        );
+        *shared
+            .engine_problem
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = &mut stop => return Ok(None),
+        }
+    }
 }
 
 /// `status`: what each target carries now.

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::engine::Backoff;
 use crate::error::Outcome;
-use crate::rotation::{RotationReport, Rotator, TargetOutcome};
+use crate::rotation::{RotationReport, Rotator};
 use crate::secret::{read_token_async, Fingerprint, TokenFormat};
 use crate::telemetry::webhook::Webhook;
 use crate::telemetry::Shared;
@@ -66,6 +66,9 @@ pub async fn run(
     let mut last_failed: Option<Failed> = None;
     let mut last_event: Option<(Option<String>, Outcome)> = None;
     tracing::info!(secret_file = %cfg.watch.path.display(), targets = ?rotator.containers, "watching for token changes");
+    if let Some(problem) = crate::secret::single_file_mount_problem(&cfg.watch.path) {
+        tracing::warn!("{problem}");
+    }
 
     loop {
         if pending {
@@ -86,6 +89,9 @@ pub async fn run(
                     tracing::info!(timeout_secs = cfg.shutdown_timeout.as_secs_f64(), "letting the rotation in progress finish before exiting");
                     let bound = Instant::now() + cfg.shutdown_timeout;
                     match tokio::time::timeout_at(bound, rotation).await {
+                        Ok(r) if r.outcome == Outcome::Stopped => {
+                            tracing::info!("stopped before the rotation changed anything");
+                        }
                         Ok(r) => publish(&shared, &cfg, &r, &mut last_event),
                         Err(_) => tracing::error!("the rotation in progress did not finish in time; the next start will find where it stopped"),
                     }
@@ -173,13 +179,6 @@ fn publish(
         duration_secs = report.duration_secs,
         "rotation finished"
     );
-    for t in &report.targets {
-        let fp = match t.outcome {
-            TargetOutcome::Swapped | TargetOutcome::AlreadyCurrent => report.fingerprint.as_deref(),
-            _ => t.previous.as_deref(),
-        };
-        shared.metrics.set_deployed(&t.name, fp);
-    }
     *shared
         .last_report
         .write()

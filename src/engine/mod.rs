@@ -33,6 +33,17 @@ pub enum ConnectError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The socket exists but this process may not open it.
+    #[error("permission denied on {socket}: token-rotator runs as uid {uid}, which may not open the Docker socket; add the socket's group (compose: `group_add: [\"${{DOCKER_GID}}\"]` with DOCKER_GID=$(stat -c %g {socket}); docker run: --group-add)")]
+    PermissionDenied {
+        /// The socket path.
+        socket: String,
+        /// The uid this process runs as.
+        uid: u32,
+        /// The connection error.
+        #[source]
+        source: bollard::errors::Error,
+    },
     /// The engine speaks an API older than 1.41.
     #[error("the Docker engine speaks API {0}, older than the 1.41 this tool needs")]
     TooOld(String),
@@ -70,9 +81,17 @@ fn host() -> String {
 
 /// Connects and negotiates the API version.
 pub async fn connect() -> Result<Docker, ConnectError> {
-    let fail = |source| ConnectError::Connect {
-        host: host(),
-        source,
+    let fail = |source: bollard::errors::Error| {
+        let host = host();
+        match host.strip_prefix("unix://") {
+            Some(socket) if is_permission_denied(&source) => ConnectError::PermissionDenied {
+                socket: socket.to_string(),
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                uid: unsafe { libc::geteuid() },
+                source,
+            },
+            _ => ConnectError::Connect { host, source },
+        }
     };
     let docker = Docker::connect_with_defaults()
         .map_err(fail)?
@@ -106,6 +125,20 @@ pub fn describe(e: &bollard::errors::Error) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Whether an error was caused by an OS "permission denied" (EACCES).
+pub fn is_permission_denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The HTTP status the engine answered with, if it answered.

@@ -24,6 +24,9 @@ pub struct Pipeline {
     pub validator: Option<Validator>,
     /// Takes the per-target locks.
     pub locker: Locker,
+    /// Becomes `true` when the daemon is asked to stop: a rotation that has not changed
+    /// anything yet stops at once (validation may otherwise retry for a minute).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Pipeline {
@@ -110,7 +113,7 @@ impl Pipeline {
 
         // 4. Validate, once for all targets.
         let verdict = match &self.validator {
-            Some(v) => v.validate(token).await,
+            Some(v) => self.unless_stopped(v.validate(token)).await?,
             None => {
                 tracing::warn!(fingerprint = %token.fingerprint(), "validation skipped (--validate none): the token goes in unchecked");
                 Verdict::Skipped
@@ -134,6 +137,10 @@ impl Pipeline {
                 })
             }
             Verdict::Valid { .. } | Verdict::Skipped => {}
+        }
+
+        if self.stopping() {
+            return Err(Error::Stopped);
         }
 
         // 5. Apply, verify, commit or undo: one target at a time, stopping at the first failure.
@@ -177,6 +184,28 @@ impl Pipeline {
             }
         }
         Ok(Outcome::Rotated)
+    }
+}
+
+impl Pipeline {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Runs `work` (which must change nothing), unless a stop comes first.
+    async fn unless_stopped<F: std::future::Future>(&self, work: F) -> Result<F::Output, Error> {
+        let Some(mut stop) = self.stop.clone() else {
+            return Ok(work.await);
+        };
+        tokio::select! {
+            out = work => Ok(out),
+            // A closed channel is no stop: only a `true` is.
+            _ = async {
+                if stop.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => Err(Error::Stopped),
+        }
     }
 }
 

@@ -55,6 +55,14 @@ pub enum SecretError {
         /// The OS error, which never contains file content.
         reason: String,
     },
+    /// This process may not read the file.
+    #[error("cannot read secret file {path}: permission denied: token-rotator runs as uid {uid}; make the file readable by it (mode 0644, or 0640 with a group the sidecar is in, `group_add`)")]
+    PermissionDenied {
+        /// The secret file.
+        path: PathBuf,
+        /// The uid this process runs as.
+        uid: u32,
+    },
     /// The file holds more than [`MAX_SECRET_BYTES`].
     #[error(
         "secret file {0} is larger than {MAX_SECRET_BYTES} bytes: it does not hold a single token"
@@ -82,7 +90,7 @@ pub enum SecretError {
     #[error("secret file {0} holds a refresh token (sk-ant-ort01-), which cannot authenticate: use the token printed by `claude setup-token` (sk-ant-oat01-)")]
     RefreshToken(PathBuf),
     /// An API key (`sk-ant-api..`) was given.
-    #[error("secret file {0} holds an API key (sk-ant-api...), not a Claude Code OAuth token (sk-ant-oat01-); use --token-format any to rotate other kinds of secret")]
+    #[error("secret file {0} holds an API key (sk-ant-api...), not a Claude Code OAuth token (sk-ant-oat01-): an API key is for ANTHROPIC_API_KEY, which Claude Code prefers over an OAuth token and bills per use; for the bot's OAuth variable mint a token with `claude setup-token`. Only if the target's --env-var really takes another kind of secret, use --token-format any")]
     ApiKey(PathBuf),
     /// The token does not start with `sk-ant-oat01-`.
     #[error("secret file {0} does not hold a Claude Code OAuth token: it must start with sk-ant-oat01- (use --token-format any for other secrets)")]
@@ -115,6 +123,7 @@ impl SecretError {
             SecretError::Device(_) => "device",
             SecretError::NotRegularFile(_) => "not_regular_file",
             SecretError::Unreadable { .. } => "unreadable",
+            SecretError::PermissionDenied { .. } => "permission_denied",
             SecretError::TooLarge(_) => "too_large",
             SecretError::Empty(_) => "empty",
             SecretError::BadByte { .. } => "bad_byte",
@@ -151,6 +160,11 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, SecretError> {
     let p = || path.to_path_buf();
     let io_err = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => SecretError::Missing(p()),
+        std::io::ErrorKind::PermissionDenied => SecretError::PermissionDenied {
+            path: p(),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            uid: unsafe { libc::geteuid() },
+        },
         _ => SecretError::Unreadable {
             path: p(),
             reason: e.to_string(),

@@ -17,15 +17,31 @@ use crate::rotation::Rotator;
 #[derive(Clone)]
 struct App {
     shared: Arc<Shared>,
-    rotator: Arc<Rotator>,
+}
+
+impl App {
+    /// The rotator, or why there is none yet (the engine has not answered since start).
+    fn rotator(&self) -> Result<&Arc<Rotator>, String> {
+        self.shared.rotator.get().ok_or_else(|| {
+            let why = self
+                .shared
+                .engine_problem
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            format!(
+                "engine: not connected yet ({}); retrying",
+                why.unwrap_or_else(|| "connecting".into())
+            )
+        })
+    }
 }
 
 /// Serves on `listener` (bound by the caller, so a taken address fails at start) until
-/// `shutdown` completes.
+/// `shutdown` completes. Until the engine answers, `/readyz` says so and `/status` is 503.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    rotator: Arc<Rotator>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
@@ -36,14 +52,13 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
-        .with_state(App { shared, rotator });
+        .with_state(App { shared });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-async fn snapshot(app: &App) -> super::status::Snapshot {
-    let r = &app.rotator;
+async fn snapshot(r: &Rotator) -> super::status::Snapshot {
     collect(
         &r.docker,
         &r.containers,
@@ -56,23 +71,32 @@ async fn snapshot(app: &App) -> super::status::Snapshot {
 
 async fn readyz(State(app): State<App>) -> Response {
     let mut problems = Vec::new();
-    if let Err(e) = app.rotator.docker.ping().await {
-        problems.push(format!("engine: {}", crate::engine::describe(&e)));
-    } else {
-        problems.extend(snapshot(&app).await.problems());
+    match app.rotator() {
+        Err(why) => problems.push(why),
+        Ok(r) => {
+            if let Err(e) = r.docker.ping().await {
+                problems.push(format!("engine: {}", crate::engine::describe(&e)));
+            } else {
+                problems.extend(snapshot(r).await.problems());
+            }
+            problems.extend(crate::secret::single_file_mount_problem(&r.secret.path));
+        }
     }
-    if problems.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
+    let status = if problems.is_empty() {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ready": false, "problems": problems })),
-        )
-            .into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({ "ready": problems.is_empty(), "problems": problems });
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(app): State<App>) -> Response {
+    // What the targets carry is read now, from the engine: someone else may have
+    // recreated a bot since the last rotation.
+    if let Ok(r) = app.rotator() {
+        app.shared.metrics.set_targets(&snapshot(r).await);
+    }
     (
         [(
             "content-type",
@@ -84,7 +108,14 @@ async fn metrics(State(app): State<App>) -> Response {
 }
 
 async fn status(State(app): State<App>) -> Response {
-    let snap = snapshot(&app).await;
+    let r = match app.rotator() {
+        Ok(r) => r,
+        Err(why) => {
+            let body = json!({ "error": why, "last_rotation": null });
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+    };
+    let snap = snapshot(r).await;
     let last = app
         .shared
         .last_report

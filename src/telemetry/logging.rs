@@ -1,4 +1,5 @@
-//! Log set-up: `tracing` to stderr as text or JSON, filtered by `TOKEN_ROTATOR_LOG`.
+//! Log set-up: `tracing` to stderr as text or JSON, filtered by `TOKEN_ROTATOR_LOG`;
+//! coloured only on a terminal, and never with `NO_COLOR` set.
 //!
 //! Whatever the filter says, other crates' events below WARN are dropped: the Docker
 //! client's debug output includes raw inspect JSON, and with it the container's env,
@@ -28,7 +29,12 @@ pub fn is_safe(meta: &Metadata<'_>) -> bool {
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_env("TOKEN_ROTATOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal (not in `docker logs`), and never with NO_COLOR set.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     let layer = match format {
         LogFormat::Text => layer.boxed(),
         LogFormat::Json => layer.json().flatten_event(true).boxed(),

@@ -1,29 +1,74 @@
 //! Prometheus metrics of the daemon, served as text on `/metrics`.
+//!
+//! Labels are typed. Every `outcome` and `verdict` series exists from the start (at zero),
+//! so an alert on an increase sees the first one. What each target carries
+//! (`deployed_token`, `target_in_sync`) is read from the engine, not remembered from the
+//! rotator's own swaps: a bot recreated by someone else shows as it is.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use super::status::Snapshot;
 use crate::error::Outcome;
 use crate::rotation::{RotationReport, TargetOutcome};
+use crate::validate::Verdict;
 
-type Labels = Vec<(&'static str, String)>;
+/// `token_rotator_rotations_total{outcome}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// One of [`Outcome::ALL`]'s labels.
+    pub outcome: String,
+}
+
+/// `token_rotator_validations_total{verdict}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    /// One of [`Verdict::LABELS`].
+    pub verdict: String,
+}
+
+/// `token_rotator_deployed_token{container,fingerprint}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeployedLabels {
+    /// The target's name.
+    pub container: String,
+    /// The fingerprint of the token it carries.
+    pub fingerprint: String,
+}
+
+/// `token_rotator_target_in_sync{container}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// The target's name.
+    pub container: String,
+}
+
+/// `token_rotator_build_info{version}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version.
+    pub version: String,
+}
 
 /// The daemon's metrics.
 pub struct Metrics {
     registry: Registry,
-    rotations: Family<Labels, Counter>,
-    validations: Family<Labels, Counter>,
+    rotations: Family<OutcomeLabels, Counter>,
+    validations: Family<VerdictLabels, Counter>,
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
-    deployed: Family<Labels, Gauge>,
-    /// The label set currently exported per container, to replace it when it changes.
-    deployed_now: Mutex<Vec<Labels>>,
+    deployed: Family<DeployedLabels, Gauge>,
+    in_sync: Family<TargetLabels, Gauge>,
+    /// The label sets exported now, to replace them when the targets change.
+    exported: Mutex<(Vec<DeployedLabels>, Vec<TargetLabels>)>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -35,14 +80,24 @@ impl std::fmt::Debug for Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("token_rotator");
-        let rotations = Family::<Labels, Counter>::default();
+        let rotations = Family::<OutcomeLabels, Counter>::default();
         registry.register("rotations", "Rotations by outcome", rotations.clone());
-        let validations = Family::<Labels, Counter>::default();
+        for o in Outcome::ALL {
+            let zero = OutcomeLabels {
+                outcome: o.label().into(),
+            };
+            rotations.get_or_create(&zero).inc_by(0);
+        }
+        let validations = Family::<VerdictLabels, Counter>::default();
         registry.register(
             "validations",
             "Token validations by verdict",
             validations.clone(),
         );
+        for v in Verdict::LABELS {
+            let zero = VerdictLabels { verdict: v.into() };
+            validations.get_or_create(&zero).inc_by(0);
+        }
         let duration = Histogram::new(exponential_buckets(0.05, 2.0, 12));
         registry.register(
             "rotation_duration_seconds",
@@ -52,15 +107,26 @@ impl Default for Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "last_success_timestamp_seconds",
-            "Unix time of the last rotation that swapped every target",
+            "Unix time of the last rotation that swapped every target (0: none yet)",
             last_success.clone(),
         );
-        let deployed = Family::<Labels, Gauge>::default();
+        let deployed = Family::<DeployedLabels, Gauge>::default();
         registry.register(
             "deployed_token",
-            "1 for the token fingerprint each target carries",
+            "1 for the token fingerprint each target carries, as the engine shows it",
             deployed.clone(),
         );
+        let in_sync = Family::<TargetLabels, Gauge>::default();
+        registry.register(
+            "target_in_sync",
+            "1 when the target carries the secret file's token, else 0",
+            in_sync.clone(),
+        );
+        // An info metric: exposed as `token_rotator_build_info{version} 1`.
+        let build = Info::new(BuildLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+        });
+        registry.register("build", "The running version", build);
         Metrics {
             registry,
             rotations,
@@ -68,7 +134,8 @@ impl Default for Metrics {
             duration,
             last_success,
             deployed,
-            deployed_now: Mutex::new(Vec::new()),
+            in_sync,
+            exported: Mutex::default(),
         }
     }
 }
@@ -77,18 +144,22 @@ impl Metrics {
     /// Records one rotation's report.
     pub fn observe(&self, report: &RotationReport) {
         self.rotations
-            .get_or_create(&vec![("outcome", report.outcome.label().to_string())])
+            .get_or_create(&OutcomeLabels {
+                outcome: report.outcome.label().into(),
+            })
             .inc();
         if let Some(label) = report.validation {
             self.validations
-                .get_or_create(&vec![("verdict", label.to_string())])
+                .get_or_create(&VerdictLabels {
+                    verdict: label.into(),
+                })
                 .inc();
         }
-        let swapped = report
+        if report
             .targets
             .iter()
-            .any(|t| t.outcome == TargetOutcome::Swapped);
-        if swapped {
+            .any(|t| t.outcome == TargetOutcome::Swapped)
+        {
             self.duration.observe(report.duration_secs);
         }
         if report.outcome == Outcome::Rotated {
@@ -100,23 +171,30 @@ impl Metrics {
         }
     }
 
-    /// Sets the fingerprint each container carries (`None`: not set or not found).
-    pub fn set_deployed(&self, container: &str, fingerprint: Option<&str>) {
-        let mut now = self.deployed_now.lock().unwrap_or_else(|e| e.into_inner());
-        now.retain(|labels| {
-            let same = labels[0].1 == container;
-            if same {
-                self.deployed.remove(labels);
+    /// Sets what each target carries, from a fresh look at the engine and the secret file.
+    pub fn set_targets(&self, snap: &Snapshot) {
+        let mut exported = self.exported.lock().unwrap_or_else(|e| e.into_inner());
+        for old in exported.0.drain(..) {
+            self.deployed.remove(&old);
+        }
+        for old in exported.1.drain(..) {
+            self.in_sync.remove(&old);
+        }
+        for t in &snap.targets {
+            if let Some(fp) = &t.fingerprint {
+                let labels = DeployedLabels {
+                    container: t.name.clone(),
+                    fingerprint: fp.clone(),
+                };
+                self.deployed.get_or_create(&labels).set(1);
+                exported.0.push(labels);
             }
-            !same
-        });
-        if let Some(fp) = fingerprint {
-            let labels = vec![
-                ("container", container.to_string()),
-                ("fingerprint", fp.to_string()),
-            ];
-            self.deployed.get_or_create(&labels).set(1);
-            now.push(labels);
+            let labels = TargetLabels {
+                container: t.name.clone(),
+            };
+            let in_sync = t.matches_secret == Some(true);
+            self.in_sync.get_or_create(&labels).set(i64::from(in_sync));
+            exported.1.push(labels);
         }
     }
 

@@ -8,7 +8,7 @@ pub mod metrics;
 pub mod status;
 pub mod webhook;
 
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// What the daemon shares with its endpoints.
 #[derive(Debug, Default)]
@@ -17,4 +17,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// The last rotation's report.
     pub last_report: RwLock<Option<crate::rotation::RotationReport>>,
+    /// The rotator, once the engine answered (the endpoints serve before that).
+    pub rotator: OnceLock<Arc<crate::rotation::Rotator>>,
+    /// Why the engine cannot be reached yet, while the daemon waits for it at start.
+    pub engine_problem: RwLock<Option<String>>,
 }

@@ -46,6 +46,9 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every label, as listed in the README.
+    pub const LABELS: [&'static str; 4] = ["valid", "invalid", "inconclusive", "skipped"];
+
     /// Short stable name for metrics and exit codes.
     pub fn label(&self) -> &'static str {
         match self {

@@ -70,6 +70,21 @@ pub fn anon_volume(name: &str) -> String {
         .to_string()
 }
 
+/// The value of `var` in a container's env; `None` also while no container has the name
+/// (for a moment, mid-swap, none has).
+pub fn env_of_if_any(name: &str, var: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["inspect", "--type", "container", name])
+        .output()
+        .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v[0]["Config"]["Env"]
+        .as_array()?
+        .iter()
+        .filter_map(|e| e.as_str())
+        .find_map(|e| e.strip_prefix(&format!("{var}=")).map(str::to_string))
+}
+
 /// The value of `var` in a container's env.
 pub fn env_of(name: &str, var: &str) -> Option<String> {
     let v = inspect(name);
@@ -639,5 +654,94 @@ impl Drop for Paused {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.resume_file);
+    }
+}
+
+/// `token-rotator run` as a process on this host (not in a container), its stderr kept in
+/// a file, stopped with SIGTERM; its output is checked for secrets when it ends.
+pub struct HostDaemon {
+    child: std::process::Child,
+    /// Its `--listen` address.
+    pub listen: String,
+    log: PathBuf,
+}
+
+impl HostDaemon {
+    /// Starts `run --listen 127.0.0.1:PORT ARGS` with `env` (and no TOKEN_ROTATOR_* from
+    /// outside), logging at debug.
+    pub fn start(scope: &Scope, args: &[&str], env: &[(&str, &str)]) -> HostDaemon {
+        let listen = format!("127.0.0.1:{}", free_port());
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let log = scope
+            .dir
+            .path()
+            .join(format!("daemon-{}.log", N.fetch_add(1, Ordering::SeqCst)));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_token-rotator"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TOKEN_ROTATOR_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .args(["run", "--listen", &listen])
+            .args(args)
+            .env("TOKEN_ROTATOR_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start token-rotator run");
+        let d = HostDaemon { child, listen, log };
+        assert!(
+            wait_until(20.0, || http_get(&d.listen, "/healthz").0 == 200),
+            "daemon did not come up: {}",
+            d.logs()
+        );
+        d
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path` on its endpoints.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.listen, path)
+    }
+
+    /// Waits until its first rotation (the start-up reconcile) has a report.
+    pub fn wait_for_first_rotation(&self) {
+        assert!(
+            wait_until(30.0, || {
+                let (code, body) = self.get("/status");
+                code == 200 && !body.contains("\"last_rotation\":null")
+            }),
+            "no rotation finished: {}",
+            self.logs()
+        );
+    }
+
+    /// Sends SIGTERM and waits up to `secs` for it to exit; its exit code, or `None` if
+    /// it is still running (it is then killed).
+    pub fn terminate(&mut self, secs: f64) -> Option<i32> {
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for HostDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        assert_no_secret(&self.logs());
     }
 }

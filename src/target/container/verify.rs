@@ -74,6 +74,17 @@ pub enum VerifyError {
         /// Tail of its output, prefixed with ": ".
         output: String,
     },
+    /// The exec command cannot run at all in the container (126: not executable,
+    /// 127: not found): waiting will not help.
+    #[error("the verification command cannot run in the new container (exit {code}: {why}); check --verify-exec{output}")]
+    ExecCannotRun {
+        /// 126 or 127.
+        code: i64,
+        /// What the code means.
+        why: &'static str,
+        /// Tail of its output, prefixed with ": ".
+        output: String,
+    },
     /// The engine failed.
     #[error("engine error while verifying: {}", describe(.0))]
     Engine(#[source] bollard::errors::Error),
@@ -349,8 +360,20 @@ async fn run_exec(
     } else {
         format!(": {}", tail.replace('\n', " | "))
     };
-    // An exec failure is retried: the bot may still be starting.
-    Err(Check::Pending(
-        VerifyError::ExecFailed { code, output }.to_string(),
-    ))
+    // 126 and 127 are the runtime saying the command cannot be run: fail now. Any other
+    // failure is retried: the bot may still be starting.
+    let why = match code {
+        126 => "not executable",
+        127 => "not found",
+        _ => {
+            return Err(Check::Pending(
+                VerifyError::ExecFailed { code, output }.to_string(),
+            ))
+        }
+    };
+    Err(Check::Failed(VerifyError::ExecCannotRun {
+        code,
+        why,
+        output,
+    }))
 }
