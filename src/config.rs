@@ -49,7 +49,7 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Watch the secret file and rotate whenever it changes, until SIGTERM or SIGINT.
     #[command(after_help = RUN_EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show, for each target, which token it carries and when it was last swapped.
     #[command(after_help = STATUS_EXIT_CODES)]
     Status(StatusArgs),
@@ -236,6 +236,39 @@ pub struct RunArgs {
     /// deliveries to drain), in seconds.
     #[arg(long, default_value = "90", env = "TOKEN_ROTATOR_SHUTDOWN_TIMEOUT", value_parser = seconds, value_name = "SECS")]
     pub shutdown_timeout: Duration,
+
+    /// A second secret file holding a standby token (not deployed), validated when it
+    /// changes and at each live probe, deployed when the live token is rejected.
+    #[arg(long, env = "TOKEN_ROTATOR_STANDBY_FILE", value_name = "PATH")]
+    pub standby_file: Option<PathBuf>,
+
+    /// How often the deployed token is probed against the API (`6h`, `30m`, `90s`;
+    /// `0` turns it off), jittered by up to 10%.
+    #[arg(long, default_value = "6h", env = "TOKEN_ROTATOR_LIVE_PROBE_INTERVAL", value_parser = duration, value_name = "DURATION")]
+    pub live_probe_interval: Duration,
+
+    /// Follow the targets' logs for lines that say the token was refused (`on`, `off`).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "on",
+        env = "TOKEN_ROTATOR_LOG_WATCH"
+    )]
+    pub log_watch: Switch,
+
+    /// A regular expression that marks a bot's log line as an authentication failure,
+    /// beside the built-in ones for Claude Code (repeat for several).
+    #[arg(long = "reject-pattern", env = "TOKEN_ROTATOR_REJECT_PATTERN", value_parser = regex, value_name = "REGEX")]
+    pub reject_patterns: Vec<regex::Regex>,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// Flags of `status`.
@@ -272,6 +305,30 @@ pub fn seconds(s: &str) -> Result<Duration, String> {
         Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(Duration::from_secs_f64(v)),
         _ => Err("must be a number of seconds between 0 and 86400".into()),
     }
+}
+
+/// A duration like `6h`, `30m`, `90s`, `1h30m`, or a plain number of seconds; `0` is zero.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return seconds_in(secs, 30.0 * 86_400.0);
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|_| "must be a duration like 6h, 30m, 90s or 0 (off)".to_string())?;
+    seconds_in(d.as_secs_f64(), 30.0 * 86_400.0)
+}
+
+fn seconds_in(v: f64, max: f64) -> Result<Duration, String> {
+    if (0.0..=max).contains(&v) {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("must be between 0 and {} days", max / 86_400.0))
+    }
+}
+
+/// A regular expression.
+pub fn regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| format!("not a valid regular expression: {e}"))
 }
 
 /// An http:// or https:// URL with a host.

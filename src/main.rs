@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check(args) => cli::check(args).await,
             Command::Rotate(args) => cli::rotate(args).await,
-            Command::Run(args) => cli::run(args, listener).await,
+            Command::Run(args) => cli::run(*args, listener).await,
             Command::Status(args) => cli::status(args).await,
             Command::Healthcheck(args) => cli::healthcheck(args).await,
         }

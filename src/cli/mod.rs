@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::ValidateMode;
 use crate::config::{CheckArgs, HealthcheckArgs, RotateArgs, RunArgs, SecretArgs, StatusArgs};
+use crate::config::{Switch, ValidateMode};
 use crate::daemon::watch::WatchConfig;
 use crate::daemon::DaemonConfig;
 use crate::engine::names::new_rotation_id;
@@ -126,6 +126,15 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             debounce: args.debounce,
             poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         },
+        standby: args.standby_file.clone().map(|path| WatchConfig {
+            path,
+            debounce: args.debounce,
+            poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
+        }),
+        live_probe_interval: (!args.live_probe_interval.is_zero())
+            .then_some(args.live_probe_interval),
+        log_patterns: (args.log_watch == Switch::On)
+            .then(|| crate::daemon::logs::patterns(&args.reject_patterns)),
         shutdown_timeout: args.shutdown_timeout,
         webhook: args
             .notify_webhook

@@ -1,31 +1,43 @@
-//! `token-rotator run`: rotate whenever the secret file changes, one rotation at a time.
+//! `token-rotator run`: keep the targets on the live token, one rotation at a time.
 //!
-//! Reconciles on start (a rotation that finds nothing to do costs no API probe), then
-//! waits for watcher ticks. A change that arrives during a rotation is handled right
-//! after it, with whatever the file then holds (latest wins). Inconclusive validations
-//! (and an unreachable engine, or a target another rotator holds) are retried with
-//! backoff until the file changes. A token that was refused, or whose
-//! swap was rolled back, is not tried again until the file is written again (its mtime
-//! changes), so an unrelated event in the directory does not restart the bot.
-//! On shutdown, a rotation in progress may finish or roll back within a bound, and
-//! webhook deliveries in flight are drained within the same bound.
+//! Every input is a [`trigger::Trigger`] on one channel: the secret files' watchers, the
+//! engine's container events, the targets' logs. Only this loop decides which token is
+//! live ([`live`]) and calls the pipeline. It reconciles on start (a rotation that finds
+//! nothing to do costs no API probe), after a secret file changes, when a target starts
+//! without the live token, and when the engine's event stream comes back. A change that
+//! arrives during a rotation is handled right after it, with whatever the files then hold.
+//! Inconclusive validations (and an unreachable engine, or a target another rotator holds)
+//! are retried with backoff. A token that was refused, or whose swap was rolled back, is
+//! not tried again until its file is written again, so an unrelated event does not
+//! restart the bot. A live token the API rejects (noticed in a bot's log and confirmed by a
+//! probe, or by the periodic probe) is replaced by a validated standby, or announced.
+//! On shutdown, a rotation in progress may finish or roll back within a bound, and webhook
+//! deliveries in flight are drained within the same bound.
 
+pub mod events;
+pub mod live;
+pub mod logs;
 pub mod signal;
+pub mod trigger;
 pub mod watch;
 
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::engine::Backoff;
-use crate::error::Outcome;
+use crate::error::{Error, Outcome};
 use crate::rotation::{RotationReport, Rotator};
 use crate::secret::{read_token_async, Fingerprint, TokenFormat};
 use crate::telemetry::webhook::Webhook;
 use crate::telemetry::Shared;
+use live::{Live, Probe};
+use trigger::{File, Trigger};
 use watch::WatchConfig;
 
 /// First retry delay after an inconclusive validation; doubles up to [`RETRY_MAX`].
@@ -36,12 +48,18 @@ pub const RETRY_MAX: Duration = Duration::from_secs(600);
 /// Settings of the daemon beyond one rotation's.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
-    /// How the file is watched.
+    /// How the secret file is watched.
     pub watch: WatchConfig,
+    /// How the standby file is watched, if there is one.
+    pub standby: Option<WatchConfig>,
     /// Bound for a rotation in progress at shutdown.
     pub shutdown_timeout: Duration,
     /// Where to post events.
     pub webhook: Option<Webhook>,
+    /// How often the live token is probed (`None`: never).
+    pub live_probe_interval: Option<Duration>,
+    /// Patterns of a rejected token in the targets' logs (`None`: logs are not followed).
+    pub log_patterns: Option<Vec<regex::Regex>>,
 }
 
 /// A content that failed: same fingerprint and same mtime means "not written again".
@@ -51,91 +69,256 @@ struct Failed {
     mtime: Option<SystemTime>,
 }
 
+type Shutdown<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
 /// Runs until `shutdown` completes.
 pub async fn run(
     rotator: Rotator,
     cfg: DaemonConfig,
     shared: Arc<Shared>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send,
 ) {
-    let mut ticks = watch::spawn(cfg.watch.clone());
-    tokio::pin!(shutdown);
-    let mut pending = true; // reconcile on start
-    let mut retry_at: Option<Instant> = None;
-    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
-    let mut last_failed: Option<Failed> = None;
-    let mut last_event: Option<(Option<String>, Outcome)> = None;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    watch::spawn_triggers(cfg.watch.clone(), File::Primary, tx.clone());
+    if let Some(standby) = &cfg.standby {
+        watch::spawn_triggers(standby.clone(), File::Standby, tx.clone());
+    }
+    events::spawn(
+        rotator.docker.clone(),
+        rotator.containers.clone(),
+        tx.clone(),
+    );
+    if let Some(patterns) = &cfg.log_patterns {
+        let (docker, names) = (rotator.docker.clone(), &rotator.containers);
+        logs::spawn(docker, names, patterns.clone(), tx.clone(), shared.clone());
+    }
+    drop(tx); // the watchers hold theirs: the channel closes only if they all end
     tracing::info!(secret_file = %cfg.watch.path.display(), targets = ?rotator.containers, "watching for token changes");
     if let Some(problem) = crate::secret::single_file_mount_problem(&cfg.watch.path) {
         tracing::warn!("{problem}");
     }
 
+    let mut d = Daemon::new(rotator, cfg, shared);
+    d.live.check_standby(&ctx!(d), false).await;
+    let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
+    let mut pending = true; // reconcile on start
+    let mut next_probe = d.next_probe();
     loop {
         if pending {
             pending = false;
-            ticks.borrow_and_update();
-            if let Some(f) = &last_failed {
-                if current_content(&cfg.watch.path).await.as_ref() == Some(f) {
-                    tracing::debug!(fingerprint = %f.fingerprint, "secret file not written again since its token failed; waiting");
-                    retry_at = None;
-                    continue;
-                }
-            }
-            let rotation = rotator.rotate_file();
-            tokio::pin!(rotation);
-            let report = tokio::select! {
-                r = &mut rotation => r,
-                _ = &mut shutdown => {
-                    tracing::info!(timeout_secs = cfg.shutdown_timeout.as_secs_f64(), "letting the rotation in progress finish before exiting");
-                    let bound = Instant::now() + cfg.shutdown_timeout;
-                    match tokio::time::timeout_at(bound, rotation).await {
-                        Ok(r) if r.outcome == Outcome::Stopped => {
-                            tracing::info!("stopped before the rotation changed anything");
-                        }
-                        Ok(r) => publish(&shared, &cfg, &r, &mut last_event),
-                        Err(_) => tracing::error!("the rotation in progress did not finish in time; the next start will find where it stopped"),
-                    }
-                    drain(&cfg, bound).await;
-                    return;
-                }
-            };
-            publish(&shared, &cfg, &report, &mut last_event);
-            // A failed rollback is retried too: the next run starts by recovering.
-            if report.outcome.is_retryable() {
-                let delay = backoff.next_delay();
-                tracing::info!(retry_in_secs = delay.as_secs(), "will retry");
-                retry_at = Some(Instant::now() + delay);
-            } else {
-                retry_at = None;
-                backoff.reset();
-                let failed = matches!(
-                    report.outcome,
-                    Outcome::Rejected | Outcome::RolledBack | Outcome::BadTarget
-                );
-                last_failed = if failed {
-                    current_content(&cfg.watch.path).await
-                } else {
-                    None
-                };
+            if d.reconcile(&mut shutdown).await.is_break() {
+                return;
             }
             continue;
         }
         tokio::select! {
             _ = &mut shutdown => {
-                drain(&cfg, Instant::now() + cfg.shutdown_timeout).await;
+                d.drain(Instant::now() + d.cfg.shutdown_timeout).await;
                 return;
             }
-            changed = ticks.changed() => {
-                if changed.is_err() {
-                    tracing::error!("the file watcher stopped");
+            t = rx.recv() => {
+                let Some(t) = t else {
+                    tracing::error!("the watchers stopped");
                     return;
-                }
-                pending = true;
-                if last_failed.is_some() && current_content(&cfg.watch.path).await != last_failed {
-                    last_failed = None;
+                };
+                pending |= d.on_trigger(t).await;
+                // Everything queued meanwhile (a burst, a change during a rotation) is one look.
+                while let Ok(t) = rx.try_recv() {
+                    pending |= d.on_trigger(t).await;
                 }
             }
-            _ = sleep_until(retry_at), if retry_at.is_some() => pending = true,
+            _ = sleep_until(d.retry_at), if d.retry_at.is_some() => pending = true,
+            _ = sleep_until(next_probe), if next_probe.is_some() => {
+                pending |= d.probe(Probe::Periodic).await;
+                next_probe = d.next_probe();
+            }
+        }
+    }
+}
+
+/// What the live-token logic needs, borrowed from the daemon's fields (not all of it, so
+/// that its `live` can be borrowed mutably beside).
+macro_rules! ctx {
+    ($d:expr) => {
+        live::Ctx {
+            validator: $d.rotator.pipeline.validator.as_ref(),
+            shared: &$d.shared,
+            webhook: $d.cfg.webhook.as_ref(),
+            targets: &$d.rotator.containers,
+        }
+    };
+}
+use ctx;
+
+/// The daemon's state between triggers.
+struct Daemon {
+    rotator: Rotator,
+    cfg: DaemonConfig,
+    shared: Arc<Shared>,
+    live: Live,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    last_failed: Option<Failed>,
+    last_event: Option<(Option<String>, Outcome)>,
+}
+
+impl Daemon {
+    fn new(rotator: Rotator, cfg: DaemonConfig, shared: Arc<Shared>) -> Self {
+        let standby = cfg.standby.as_ref().map(|w| w.path.clone());
+        Daemon {
+            live: Live::new(standby, rotator.secret.format),
+            rotator,
+            cfg,
+            shared,
+            retry_at: None,
+            backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
+            last_failed: None,
+            last_event: None,
+        }
+    }
+
+    /// When the next periodic probe is due (jittered by up to 10%), if probes are on.
+    fn next_probe(&self) -> Option<Instant> {
+        let every = self.cfg.live_probe_interval.filter(|d| !d.is_zero())?;
+        Some(Instant::now() + live::jittered(every))
+    }
+
+    /// Acts on one trigger; returns whether the targets must be looked at.
+    async fn on_trigger(&mut self, t: Trigger) -> bool {
+        match t {
+            Trigger::File(File::Primary) => {
+                if self.last_failed.is_some()
+                    && current_content(&self.cfg.watch.path).await != self.last_failed
+                {
+                    self.last_failed = None;
+                }
+                true
+            }
+            Trigger::File(File::Standby) => {
+                self.live.check_standby(&ctx!(self), false).await;
+                // A standby that became ready while the live token is dead is deployed now.
+                self.live.live_rejected() && self.live.standby_ready()
+            }
+            Trigger::TargetStarted { name, fingerprint } => {
+                let ours = fingerprint.is_some() && fingerprint == self.live.fingerprint();
+                if !ours {
+                    tracing::info!(container = %name, "a target started without the rotator's own swap: making sure it carries the live token");
+                }
+                !ours
+            }
+            Trigger::EventsReconnected => true,
+            Trigger::RejectedInLogs { name } => {
+                tracing::debug!(container = %name, "suspicion from the logs");
+                self.probe(Probe::Logs).await
+            }
+        }
+    }
+
+    /// Probes the live token; returns whether the targets must be looked at (a standby
+    /// is to be deployed).
+    async fn probe(&mut self, how: Probe) -> bool {
+        self.live.probe(&ctx!(self), how).await
+    }
+
+    /// Decides which token the targets must carry and rotates them to it. Breaks when the
+    /// daemon must stop.
+    async fn reconcile(&mut self, shutdown: &mut Shutdown<'_>) -> std::ops::ControlFlow<()> {
+        let path = self.cfg.watch.path.clone();
+        let primary = read_token_async(&path, self.rotator.secret.format).await;
+        let (token, file) = match self.live.choose(primary) {
+            live::Choice::Deploy(token, file) => (token, file),
+            live::Choice::Unusable(e) => {
+                // As before any standby logic: an unusable secret file is a refused token.
+                tracing::error!(rule = e.rule(), "secret rejected: {e}");
+                let report = RotationReport::failed_before(
+                    crate::engine::names::new_rotation_id(),
+                    None,
+                    &Error::Secret(e),
+                );
+                self.publish(&report);
+                self.after(&report).await;
+                return std::ops::ControlFlow::Continue(());
+            }
+            live::Choice::Nothing => return std::ops::ControlFlow::Continue(()),
+        };
+        if file == File::Primary {
+            if let Some(f) = &self.last_failed {
+                if current_content(&path).await.as_ref() == Some(f) {
+                    tracing::debug!(fingerprint = %f.fingerprint, "secret file not written again since its token failed; waiting");
+                    self.retry_at = None;
+                    return std::ops::ControlFlow::Continue(());
+                }
+            }
+        }
+        tracing::info!(fingerprint = %token.fingerprint(), from = file.label(), "read token");
+        let report = {
+            let rotation = self.rotator.rotate_token(&token);
+            tokio::pin!(rotation);
+            tokio::select! {
+                r = &mut rotation => r,
+                _ = shutdown.as_mut() => {
+                    tracing::info!(timeout_secs = self.cfg.shutdown_timeout.as_secs_f64(), "letting the rotation in progress finish before exiting");
+                    let bound = Instant::now() + self.cfg.shutdown_timeout;
+                    match tokio::time::timeout_at(bound, rotation).await {
+                        Ok(r) if r.outcome == Outcome::Stopped => {
+                            tracing::info!("stopped before the rotation changed anything");
+                        }
+                        Ok(r) => publish(&self.shared, &self.cfg, &r, &mut self.last_event),
+                        Err(_) => tracing::error!("the rotation in progress did not finish in time; the next start will find where it stopped"),
+                    }
+                    self.drain(bound).await;
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        };
+        self.publish(&report);
+        if matches!(report.outcome, Outcome::Rotated | Outcome::AlreadyCurrent) {
+            let promoted = self.live.deployed(&ctx!(self), token, file, &report).await;
+            if let Some(event) = promoted {
+                self.notify(event);
+            }
+        }
+        self.after(&report).await;
+        std::ops::ControlFlow::Continue(())
+    }
+
+    /// Retry, back off, or remember a failure, after a rotation.
+    async fn after(&mut self, report: &RotationReport) {
+        // A failed rollback is retried too: the next run starts by recovering.
+        if report.outcome.is_retryable() {
+            let delay = self.backoff.next_delay();
+            tracing::info!(retry_in_secs = delay.as_secs(), "will retry");
+            self.retry_at = Some(Instant::now() + delay);
+        } else {
+            self.retry_at = None;
+            self.backoff.reset();
+            let failed = matches!(
+                report.outcome,
+                Outcome::Rejected | Outcome::RolledBack | Outcome::BadTarget
+            );
+            self.last_failed = if failed {
+                current_content(&self.cfg.watch.path).await
+            } else {
+                None
+            };
+        }
+    }
+
+    fn notify(&self, event: serde_json::Value) {
+        if let Some(hook) = &self.cfg.webhook {
+            hook.send_json(event);
+        }
+    }
+
+    fn publish(&mut self, report: &RotationReport) {
+        publish(&self.shared, &self.cfg, report, &mut self.last_event);
+    }
+
+    /// Waits for webhook deliveries in flight, until `until`.
+    async fn drain(&self, until: Instant) {
+        if let Some(hook) = &self.cfg.webhook {
+            hook.drain(until.saturating_duration_since(Instant::now()))
+                .await;
         }
     }
 }
@@ -143,14 +326,6 @@ pub async fn run(
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at).await;
-    }
-}
-
-/// Waits for webhook deliveries in flight, until `until`.
-async fn drain(cfg: &DaemonConfig, until: Instant) {
-    if let Some(hook) = &cfg.webhook {
-        hook.drain(until.saturating_duration_since(Instant::now()))
-            .await;
     }
 }
 

@@ -14,6 +14,8 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
+use super::trigger::{File, Sender, Trigger};
+
 /// How the secret file is watched.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
@@ -36,6 +38,19 @@ pub fn spawn(cfg: WatchConfig) -> watch::Receiver<u64> {
     let (ticks, rx) = watch::channel(0u64);
     tokio::spawn(run(cfg, ticks));
     rx
+}
+
+/// Starts watching and sends `Trigger::File(file)` once per debounced burst (or poll),
+/// until the receiving side is gone.
+pub fn spawn_triggers(cfg: WatchConfig, file: File, tx: Sender) {
+    let mut ticks = spawn(cfg);
+    tokio::spawn(async move {
+        while ticks.changed().await.is_ok() {
+            if tx.send(Trigger::File(file)).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 async fn run(cfg: WatchConfig, ticks: watch::Sender<u64>) {

@@ -122,9 +122,16 @@ async fn status(State(app): State<App>) -> Response {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let tokens = app
+        .shared
+        .tokens
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     Json(
         json!({ "secret_file": snap.secret_file, "secret_fingerprint": snap.secret_fingerprint,
-        "secret_error": snap.secret_error, "targets": snap.targets, "last_rotation": last }),
+        "secret_error": snap.secret_error, "targets": snap.targets, "last_rotation": last,
+        "live": tokens.live, "standby": tokens.standby }),
     )
     .into_response()
 }

@@ -51,6 +51,13 @@ pub struct TargetLabels {
     pub container: String,
 }
 
+/// `token_rotator_live_token_rejections_total{source}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// How the rejection was noticed: `logs` or `probe`.
+    pub source: String,
+}
+
 /// `token_rotator_build_info{version}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -67,6 +74,10 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     deployed: Family<DeployedLabels, Gauge>,
     in_sync: Family<TargetLabels, Gauge>,
+    rejections: Family<SourceLabels, Counter>,
+    standby_ready: Gauge,
+    live_probe: Gauge<f64, AtomicU64>,
+    log_streams: Gauge,
     /// The label sets exported now, to replace them when the targets change.
     exported: Mutex<(Vec<DeployedLabels>, Vec<TargetLabels>)>,
 }
@@ -122,6 +133,36 @@ impl Default for Metrics {
             "1 when the target carries the secret file's token, else 0",
             in_sync.clone(),
         );
+        let rejections = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "live_token_rejections",
+            "Live tokens the API rejected, by how it was noticed (logs, probe)",
+            rejections.clone(),
+        );
+        for source in ["logs", "probe"] {
+            let zero = SourceLabels {
+                source: source.into(),
+            };
+            rejections.get_or_create(&zero).inc_by(0);
+        }
+        let standby_ready = Gauge::default();
+        registry.register(
+            "standby_ready",
+            "1 when a validated standby token is waiting, else 0",
+            standby_ready.clone(),
+        );
+        let live_probe = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "live_probe_timestamp_seconds",
+            "Unix time of the last probe of the live token (0: none yet)",
+            live_probe.clone(),
+        );
+        let log_streams = Gauge::default();
+        registry.register(
+            "log_streams",
+            "Target log streams open now",
+            log_streams.clone(),
+        );
         // An info metric: exposed as `token_rotator_build_info{version} 1`.
         let build = Info::new(BuildLabels {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -135,6 +176,10 @@ impl Default for Metrics {
             last_success,
             deployed,
             in_sync,
+            rejections,
+            standby_ready,
+            live_probe,
+            log_streams,
             exported: Mutex::default(),
         }
     }
@@ -196,6 +241,38 @@ impl Metrics {
             self.in_sync.get_or_create(&labels).set(i64::from(in_sync));
             exported.1.push(labels);
         }
+    }
+
+    /// Counts a live token the API rejected, noticed through `source` (`logs`, `probe`).
+    pub fn live_rejected(&self, source: &str) {
+        let labels = SourceLabels {
+            source: source.into(),
+        };
+        self.rejections.get_or_create(&labels).inc();
+    }
+
+    /// Whether a validated standby is waiting.
+    pub fn set_standby_ready(&self, ready: bool) {
+        self.standby_ready.set(i64::from(ready));
+    }
+
+    /// Records that the live token was probed now.
+    pub fn live_probed(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.live_probe.set(now);
+    }
+
+    /// A target log stream opened.
+    pub fn log_stream_opened(&self) {
+        self.log_streams.inc();
+    }
+
+    /// A target log stream closed.
+    pub fn log_stream_closed(&self) {
+        self.log_streams.dec();
     }
 
     /// The Prometheus text exposition.

@@ -10,6 +10,8 @@ pub mod webhook;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
+use serde::Serialize;
+
 /// What the daemon shares with its endpoints.
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -21,4 +23,53 @@ pub struct Shared {
     pub rotator: OnceLock<Arc<crate::rotation::Rotator>>,
     /// Why the engine cannot be reached yet, while the daemon waits for it at start.
     pub engine_problem: RwLock<Option<String>>,
+    /// The live and standby tokens, for `/status`.
+    pub tokens: RwLock<TokenStatus>,
+}
+
+/// Which token is live and which waits, as `/status` shows them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TokenStatus {
+    /// The token the targets were last rotated to (`null` before the first rotation).
+    pub live: Option<LiveStatus>,
+    /// The standby token.
+    pub standby: StandbyStatus,
+}
+
+/// The live token.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveStatus {
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// Which file it came from: `primary` or `standby`.
+    pub source: &'static str,
+    /// `ok` (the last probe accepted it), `rejected` (401/403) or `unknown`.
+    pub state: &'static str,
+    /// When it was last probed (RFC 3339).
+    pub last_probe: Option<String>,
+    /// What that probe answered.
+    pub last_answer: Option<String>,
+    /// Log lines that looked like a rejection while the probe found the token valid.
+    pub false_alarms: u64,
+}
+
+/// The standby token.
+#[derive(Debug, Clone, Serialize)]
+pub struct StandbyStatus {
+    /// Its fingerprint, if the file holds a usable token.
+    pub fingerprint: Option<String>,
+    /// `ready`, `invalid`, `missing` (no file, or none configured) or `promoted` (it is live).
+    pub state: &'static str,
+    /// Why it is not ready, when it is not.
+    pub reason: Option<String>,
+}
+
+impl Default for StandbyStatus {
+    fn default() -> Self {
+        StandbyStatus {
+            fingerprint: None,
+            state: "missing",
+            reason: None,
+        }
+    }
 }

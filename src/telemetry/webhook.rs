@@ -68,7 +68,11 @@ impl Webhook {
 
     /// Posts the event for `report` in the background.
     pub fn send(&self, report: &RotationReport) {
-        let body = event(report);
+        self.send_json(event(report));
+    }
+
+    /// Posts `body` in the background.
+    pub fn send_json(&self, body: serde_json::Value) {
         let (http, url) = (self.http.clone(), self.url.0.clone());
         let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         while set.try_join_next().is_some() {} // forget the finished ones
@@ -119,6 +123,52 @@ pub fn event(report: &RotationReport) -> serde_json::Value {
         ),
     };
     json!({ "event": kind, "text": text, "outcome": report.outcome.label(), "report": report })
+}
+
+/// `live_token_rejected`: the API rejected the token the targets run on.
+pub fn live_token_rejected(
+    fingerprint: &str,
+    source: &str,
+    answer: &str,
+    targets: &[String],
+) -> serde_json::Value {
+    let text = format!(
+        "token-rotator: the live token {fingerprint} was rejected by the API ({answer}), noticed \
+         from {source}; the bots {} cannot authenticate. A valid standby is deployed if there is \
+         one; else write a new token (claude setup-token) into the secret file.",
+        targets.join(", ")
+    );
+    json!({ "event": "live_token_rejected", "text": text, "fingerprint": fingerprint,
+            "source": source, "answer": answer, "targets": targets })
+}
+
+/// `standby_promoted`: the standby token replaced a rejected live token.
+pub fn standby_promoted(old: &str, new: &str, report: &RotationReport) -> serde_json::Value {
+    let text = format!(
+        "token-rotator: standby token {new} replaced the rejected live token {old} in {}; \
+         write a new standby token to keep a spare.",
+        names(report)
+    );
+    json!({ "event": "standby_promoted", "text": text, "old_fingerprint": old,
+            "new_fingerprint": new, "report": report })
+}
+
+/// `standby_needed`: no valid standby is left.
+pub fn standby_needed(
+    live: &str,
+    standby_file: Option<&std::path::Path>,
+    why: &str,
+) -> serde_json::Value {
+    let place = standby_file.map_or_else(
+        || "set --standby-file and write a spare token there, or write a new token into the secret file".to_string(),
+        |p| format!("write a new token (claude setup-token) into {} or into the secret file", p.display()),
+    );
+    let text = format!(
+        "token-rotator: the live token {live} was rejected and there is no valid standby ({why}); \
+         the bots were left as they are. A human must act: {place}."
+    );
+    json!({ "event": "standby_needed", "text": text, "fingerprint": live, "reason": why,
+            "standby_file": standby_file.map(|p| p.display().to_string()) })
 }
 
 fn names(report: &RotationReport) -> String {

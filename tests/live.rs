@@ -1,0 +1,351 @@
+//! The daemon watches what it deployed: a bot recreated without the live token gets it
+//! back, and a live token the API rejects (seen in a bot's log and confirmed by a probe,
+//! or caught by the periodic probe) is replaced by a validated standby, or announced.
+
+mod support;
+
+use serde_json::Value;
+use support::api::{Behaviour, StandInApi};
+use support::recorder::Recorder;
+use support::{
+    accepted, docker, env_of_if_any, fingerprint, host_bot, inspect, new_token, remember_secret, s,
+    wait_until, HostDaemon, Scope, ENV_VAR,
+};
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn status(d: &HostDaemon) -> Value {
+    serde_json::from_str(&d.get("/status").1).unwrap_or(Value::Null)
+}
+
+fn carries(name: &str, token: &str) -> bool {
+    env_of_if_any(name, ENV_VAR).as_deref() == Some(token)
+}
+
+/// A bot on the host network, a primary secret file holding its token, a standby file.
+struct Setup {
+    scope: Scope,
+    api: StandInApi,
+    bot: String,
+    live: String,
+    primary: std::path::PathBuf,
+    standby: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new(test: &str, bot_extra: &[&str]) -> Setup {
+        let scope = Scope::new(test);
+        let api = StandInApi::start();
+        let live = accepted(&api);
+        let bot = host_bot(&scope, "bot", &live, &api.base_url(), bot_extra);
+        let dir = scope.dir.path();
+        std::fs::create_dir_all(dir.join("primary")).unwrap();
+        std::fs::create_dir_all(dir.join("standby")).unwrap();
+        let primary = dir.join("primary/token");
+        let standby = dir.join("standby/token");
+        std::fs::write(&primary, &live).unwrap();
+        Setup {
+            scope,
+            api,
+            bot,
+            live,
+            primary,
+            standby,
+        }
+    }
+
+    fn daemon(&self, extra: &[&str], hook: Option<&Recorder>) -> HostDaemon {
+        let base = self.api.base_url();
+        let mut args = vec![
+            "--secret-file",
+            s(&self.primary),
+            "--standby-file",
+            s(&self.standby),
+            "--container",
+            &self.bot,
+            "--api-base-url",
+            &base,
+            "--settle",
+            "0.3",
+            "--validate-deadline",
+            "2",
+        ];
+        if let Some(h) = hook {
+            args.extend(["--notify-webhook", h.url.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        let d = HostDaemon::start(&self.scope, &args, &[]);
+        d.wait_for_first_rotation();
+        d
+    }
+}
+
+#[test]
+fn a_bot_re_run_by_hand_without_its_token_gets_the_live_token_back_and_own_swaps_trigger_nothing() {
+    let t = Setup::new("live-rerun", &[]);
+    let d = t.daemon(&[], None);
+    let m = d.get("/metrics").1;
+    let current = "token_rotator_rotations_total{outcome=\"already_current\"}";
+    assert_eq!(metric(&m, current), Some(1.0), "{m}");
+
+    // The operator re-runs the bot by hand, without any token.
+    docker(&["rm", "-f", &t.bot]);
+    let label = format!("{}={}", support::SCOPE_LABEL, t.scope.prefix);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &t.bot,
+        "--label",
+        &label,
+        "--network",
+        "host",
+        support::bot_image(),
+    ]);
+    assert!(
+        wait_until(20.0, || carries(&t.bot, &t.live)),
+        "{}",
+        d.logs()
+    );
+    let rotated = "token_rotator_rotations_total{outcome=\"rotated\"}";
+    assert!(wait_until(10.0, || metric(&d.get("/metrics").1, rotated) == Some(1.0)));
+    // The rotator's own replacement started too: that must not start another rotation.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let m = d.get("/metrics").1;
+    assert_eq!(metric(&m, rotated), Some(1.0), "{m}");
+    assert_eq!(
+        metric(&m, current),
+        Some(1.0),
+        "no look after its own swap: {m}"
+    );
+}
+
+#[test]
+fn a_token_revoked_while_the_bot_runs_is_seen_in_its_logs_and_the_standby_takes_over() {
+    let t = Setup::new("live-promote", &[]);
+    let standby = accepted(&t.api);
+    std::fs::write(&t.standby, &standby).unwrap();
+    let hook = Recorder::start();
+    let d = t.daemon(&["--live-probe-interval", "0"], Some(&hook));
+    assert!(
+        wait_until(10.0, || status(&d)["standby"]["state"] == "ready"),
+        "{}",
+        d.logs()
+    );
+    assert!(wait_until(10.0, || metric(
+        &d.get("/metrics").1,
+        "token_rotator_log_streams"
+    ) == Some(1.0)));
+
+    // Revoked on the server: the bot's next call fails and it says so in its log.
+    t.api.set(&t.live, Behaviour::Revoked);
+    assert!(
+        wait_until(30.0, || status(&d)["live"]["source"] == "standby"),
+        "{}",
+        d.logs()
+    );
+    assert!(carries(&t.bot, &standby));
+    let st = status(&d);
+    assert_eq!(
+        st["live"]["fingerprint"],
+        fingerprint(&standby).as_str(),
+        "{st}"
+    );
+    assert_eq!(st["live"]["source"], "standby");
+    assert_eq!(st["standby"]["state"], "promoted");
+    let m = d.get("/metrics").1;
+    assert_eq!(
+        metric(
+            &m,
+            "token_rotator_live_token_rejections_total{source=\"logs\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "token_rotator_standby_ready"), Some(0.0), "{m}");
+    // The bot authenticates with the standby now.
+    let authenticated = format!("authenticated with token {}", fingerprint(&standby));
+    assert!(wait_until(10.0, || docker(&[
+        "logs", "--tail", "3", &t.bot
+    ])
+    .contains(&authenticated)));
+    assert!(wait_until(5.0, || hook
+        .bodies()
+        .iter()
+        .any(|e| e["event"] == "standby_promoted")));
+    let events: Vec<String> = hook
+        .bodies()
+        .iter()
+        .filter_map(|e| e["event"].as_str().map(str::to_string))
+        .filter(|e| e != "rotation")
+        .collect();
+    assert_eq!(
+        events,
+        ["live_token_rejected", "standby_promoted"],
+        "in order"
+    );
+    let rejected = hook
+        .bodies()
+        .into_iter()
+        .find(|e| e["event"] == "live_token_rejected")
+        .unwrap();
+    assert_eq!(rejected["source"], "logs");
+    assert_eq!(rejected["fingerprint"], fingerprint(&t.live).as_str());
+    // The log stream followed the bot through the swap.
+    assert!(wait_until(10.0, || metric(
+        &d.get("/metrics").1,
+        "token_rotator_log_streams"
+    ) == Some(1.0)));
+}
+
+#[test]
+fn an_idle_bot_whose_token_is_revoked_is_caught_by_the_periodic_probe_and_with_no_standby_it_is_announced(
+) {
+    // No ANTHROPIC_BASE_URL: the bot never calls the API, its log says nothing.
+    let scope = Scope::new("live-idle");
+    let api = StandInApi::start();
+    let live = accepted(&api);
+    let env_tok = format!("{ENV_VAR}={live}");
+    let bot = scope.run(
+        "bot",
+        &["--network", "host", "-e", &env_tok, support::bot_image()],
+    );
+    let id = inspect(&bot)["Id"].clone();
+    let file = scope.secret_file(&live);
+    let hook = Recorder::start();
+    let base = api.base_url();
+    let d = HostDaemon::start(
+        &scope,
+        &[
+            "--secret-file",
+            s(&file),
+            "--container",
+            &bot,
+            "--api-base-url",
+            &base,
+            "--live-probe-interval",
+            "1s",
+            "--notify-webhook",
+            &hook.url,
+            "--validate-deadline",
+            "2",
+        ],
+        &[],
+    );
+    d.wait_for_first_rotation();
+    api.set(&live, Behaviour::Expired);
+    assert!(
+        wait_until(20.0, || hook
+            .bodies()
+            .iter()
+            .any(|e| e["event"] == "standby_needed")),
+        "{}",
+        d.logs()
+    );
+    let rejected = hook
+        .bodies()
+        .into_iter()
+        .find(|e| e["event"] == "live_token_rejected")
+        .unwrap();
+    assert_eq!(rejected["source"], "probe");
+    assert_eq!(status(&d)["live"]["state"], "rejected");
+    let m = d.get("/metrics").1;
+    assert_eq!(
+        metric(
+            &m,
+            "token_rotator_live_token_rejections_total{source=\"probe\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        metric(&m, "token_rotator_live_probe_timestamp_seconds").is_some_and(|t| t > 0.0),
+        "{m}"
+    );
+    assert_eq!(
+        inspect(&bot)["Id"],
+        id,
+        "left alone: replacing a dead token by nothing helps nobody"
+    );
+    assert_eq!(d.get("/readyz").0, 200, "the daemon itself is fine");
+}
+
+#[test]
+fn a_matching_log_line_whose_token_the_api_accepts_is_a_counted_false_alarm() {
+    // The bot talks to its own stand-in, which knows no token: it logs failures all along,
+    // while the API the rotator asks accepts the token.
+    let bot_api = StandInApi::start();
+    let scope = Scope::new("live-false-alarm");
+    let api = StandInApi::start();
+    let live = accepted(&api);
+    let bot = host_bot(&scope, "bot", &live, &bot_api.base_url(), &[]);
+    let id = inspect(&bot)["Id"].clone();
+    let file = scope.secret_file(&live);
+    let base = api.base_url();
+    let d = HostDaemon::start(
+        &scope,
+        &[
+            "--secret-file",
+            s(&file),
+            "--container",
+            &bot,
+            "--api-base-url",
+            &base,
+            "--live-probe-interval",
+            "0",
+        ],
+        &[],
+    );
+    d.wait_for_first_rotation();
+    assert!(
+        wait_until(20.0, || status(&d)["live"]["false_alarms"].as_u64()
+            >= Some(1)),
+        "{}",
+        d.logs()
+    );
+    // At most one confirming probe per token per 30 s, however often the log says it.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(status(&d)["live"]["false_alarms"], 1);
+    assert_eq!(status(&d)["live"]["state"], "ok");
+    assert_eq!(inspect(&bot)["Id"], id);
+}
+
+#[test]
+fn a_standby_the_api_rejects_is_never_deployed() {
+    let t = Setup::new("live-bad-standby", &[]);
+    let bad = new_token();
+    remember_secret(&bad);
+    t.api.set(&bad, Behaviour::Revoked);
+    std::fs::write(&t.standby, &bad).unwrap();
+    let hook = Recorder::start();
+    let d = t.daemon(&["--live-probe-interval", "0"], Some(&hook));
+    assert!(
+        wait_until(10.0, || status(&d)["standby"]["state"] == "invalid"),
+        "{}",
+        d.logs()
+    );
+    let id = inspect(&t.bot)["Id"].clone();
+    t.api.set(&t.live, Behaviour::Revoked);
+    assert!(
+        wait_until(30.0, || hook
+            .bodies()
+            .iter()
+            .any(|e| e["event"] == "standby_needed")),
+        "{}",
+        d.logs()
+    );
+    assert_eq!(inspect(&t.bot)["Id"], id);
+    assert!(carries(&t.bot, &t.live));
+    assert_eq!(
+        metric(&d.get("/metrics").1, "token_rotator_standby_ready"),
+        Some(0.0)
+    );
+}
