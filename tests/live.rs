@@ -349,3 +349,255 @@ fn a_standby_the_api_rejects_is_never_deployed() {
         Some(0.0)
     );
 }
+
+#[test]
+fn a_new_primary_token_after_a_promotion_goes_live_and_the_standby_waits_again() {
+    let t = Setup::new("live-new-primary", &[]);
+    let standby = accepted(&t.api);
+    std::fs::write(&t.standby, &standby).unwrap();
+    let d = t.daemon(&["--live-probe-interval", "0"], None);
+    assert!(wait_until(10.0, || status(&d)["standby"]["state"] == "ready"));
+    t.api.set(&t.live, Behaviour::Revoked);
+    assert!(
+        wait_until(30.0, || status(&d)["live"]["source"] == "standby"),
+        "{}",
+        d.logs()
+    );
+
+    let fresh = accepted(&t.api);
+    std::fs::write(&t.primary, &fresh).unwrap();
+    assert!(
+        wait_until(30.0, || status(&d)["live"]["source"] == "primary"),
+        "{}",
+        d.logs()
+    );
+    assert!(carries(&t.bot, &fresh));
+    let st = status(&d);
+    assert_eq!(
+        st["live"]["fingerprint"],
+        fingerprint(&fresh).as_str(),
+        "{st}"
+    );
+    assert_eq!(st["standby"]["state"], "ready", "{st}");
+    assert_eq!(
+        metric(&d.get("/metrics").1, "token_rotator_standby_ready"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn after_an_engine_outage_the_event_stream_comes_back_and_a_bot_recreated_meanwhile_gets_the_token()
+{
+    let t = Setup::new("live-outage", &[]);
+    let proxy = support::proxy::EngineProxy::start(t.scope.dir.path());
+    let host = proxy.docker_host();
+    let base = t.api.base_url();
+    let d = HostDaemon::start(
+        &t.scope,
+        &[
+            "--secret-file",
+            s(&t.primary),
+            "--container",
+            &t.bot,
+            "--api-base-url",
+            &base,
+            "--settle",
+            "0.3",
+            "--live-probe-interval",
+            "0",
+        ],
+        &[("DOCKER_HOST", &host)],
+    );
+    d.wait_for_first_rotation();
+    let streams = "token_rotator_log_streams";
+    assert!(wait_until(10.0, || metric(&d.get("/metrics").1, streams) == Some(1.0)));
+
+    proxy.cut();
+    // Meanwhile, on the real engine, someone re-runs the bot without its token.
+    docker(&["rm", "-f", &t.bot]);
+    let label = format!("{}={}", support::SCOPE_LABEL, t.scope.prefix);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &t.bot,
+        "--label",
+        &label,
+        "--network",
+        "host",
+        support::bot_image(),
+    ]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    proxy.restore();
+
+    assert!(
+        wait_until(30.0, || carries(&t.bot, &t.live)),
+        "{}",
+        d.logs()
+    );
+    assert!(d.logs().contains("event stream is back"), "{}", d.logs());
+    assert!(
+        wait_until(15.0, || metric(&d.get("/metrics").1, streams) == Some(1.0)),
+        "the log stream reconnected: {}",
+        d.get("/metrics").1
+    );
+}
+
+#[test]
+fn a_bot_recreated_by_compose_without_its_token_gets_the_live_token() {
+    let t = Setup::new("live-compose", &[]);
+    let project = t.scope.prefix.clone();
+    let compose_file = t.scope.dir.path().join("compose.yaml");
+    std::fs::write(
+        &compose_file,
+        format!(
+            "version: '3.7'\nservices:\n  bot:\n    image: {}\n    network_mode: host\n    labels:\n      {}: \"{project}\"\n",
+            support::bot_image(),
+            support::SCOPE_LABEL
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut argv = vec!["-p", &project, "-f", s(&compose_file)];
+        argv.extend_from_slice(args);
+        let out = std::process::Command::new("docker-compose")
+            .args(&argv)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    compose(&["up", "-d"]);
+    let bot = format!("{project}_bot_1");
+    let base = t.api.base_url();
+    let d = HostDaemon::start(
+        &t.scope,
+        &[
+            "--secret-file",
+            s(&t.primary),
+            "--container",
+            &bot,
+            "--api-base-url",
+            &base,
+            "--settle",
+            "0.3",
+            "--live-probe-interval",
+            "0",
+        ],
+        &[],
+    );
+    d.wait_for_first_rotation();
+    assert!(
+        wait_until(20.0, || carries(&bot, &t.live)),
+        "reconciled on start: {}",
+        d.logs()
+    );
+    // `up -d --force-recreate` puts back the compose file's container: no token.
+    compose(&["up", "-d", "--force-recreate"]);
+    assert!(wait_until(30.0, || carries(&bot, &t.live)), "{}", d.logs());
+    compose(&["down"]);
+}
+
+#[test]
+fn a_bot_that_prints_its_token_in_its_log_leaks_nothing_of_it() {
+    let scope = Scope::new("live-leaky-log");
+    let api = StandInApi::start();
+    let live = accepted(&api);
+    let env_tok = format!("{ENV_VAR}={live}");
+    // Prints the token whole and cut, exits, is restarted: over and over.
+    let bot = scope.run(
+        "bot",
+        &[
+            "--network",
+            "host",
+            "--restart",
+            "always",
+            "-e",
+            &env_tok,
+            "--entrypoint",
+            "/fake-bot",
+            support::bot_image(),
+            "leak",
+        ],
+    );
+    let file = scope.secret_file(&live);
+    let base = api.base_url();
+    let d = HostDaemon::start(
+        &scope,
+        &[
+            "--secret-file",
+            s(&file),
+            "--container",
+            &bot,
+            "--api-base-url",
+            &base,
+            "--live-probe-interval",
+            "0",
+            "--reject-pattern",
+            "auth failed",
+        ],
+        &[],
+    );
+    assert!(
+        wait_until(30.0, || status(&d)["live"]["false_alarms"].as_u64()
+            >= Some(1)),
+        "the custom pattern matched the bot's line: {}",
+        d.logs()
+    );
+    for path in ["/status", "/metrics", "/readyz"] {
+        support::assert_no_secret(&d.get(path).1);
+    }
+    // HostDaemon's drop checks every line the daemon logged.
+}
+
+#[test]
+fn a_429_on_the_confirming_probe_leaves_the_token_live() {
+    let bot_api = StandInApi::start(); // knows no token: the bot logs failures
+    let scope = Scope::new("live-429");
+    let api = StandInApi::start();
+    let live = accepted(&api);
+    let bot = host_bot(&scope, "bot", &live, &bot_api.base_url(), &[]);
+    let id = inspect(&bot)["Id"].clone();
+    api.set(&live, Behaviour::RateLimited);
+    let file = scope.secret_file(&live);
+    let base = api.base_url();
+    let d = HostDaemon::start(
+        &scope,
+        &[
+            "--secret-file",
+            s(&file),
+            "--container",
+            &bot,
+            "--api-base-url",
+            &base,
+            "--live-probe-interval",
+            "0",
+        ],
+        &[],
+    );
+    d.wait_for_first_rotation();
+    assert!(
+        wait_until(20.0, || status(&d)["live"]["last_answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("429"))),
+        "{}",
+        d.logs()
+    );
+    let st = status(&d);
+    assert_eq!(
+        st["live"]["state"], "ok",
+        "rate-limited is recognised, not rejected: {st}"
+    );
+    let m = d.get("/metrics").1;
+    assert_eq!(
+        metric(
+            &m,
+            "token_rotator_live_token_rejections_total{source=\"logs\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(inspect(&bot)["Id"], id);
+}

@@ -77,16 +77,21 @@ async fn follow(
             since,
             ..Default::default()
         };
+        // Followed only while it runs: a stopped container's stream ends at once.
+        let running = matches!(
+            crate::engine::inspect(&docker, &name).await,
+            Ok(Some(c)) if c.state.as_ref().and_then(|st| st.running) == Some(true)
+        );
+        if !running {
+            tokio::time::sleep(backoff.next_delay()).await;
+            continue;
+        }
+        metrics.log_stream_opened();
         let mut stream = docker.logs(&name, Some(opts));
-        let mut open = false;
         let mut partial: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else { break };
-            if !open {
-                open = true;
-                metrics.log_stream_opened();
-                backoff.reset();
-            }
+            backoff.reset();
             partial.extend_from_slice(&chunk.into_bytes());
             let mut suspicious = false;
             while let Some(end) = partial.iter().position(|b| *b == b'\n') {
@@ -108,9 +113,7 @@ async fn follow(
                 }
             }
         }
-        if open {
-            metrics.log_stream_closed();
-        }
+        metrics.log_stream_closed();
         // The container stopped, was swapped or the engine went away: follow it by name again.
         tokio::time::sleep(backoff.next_delay()).await;
     }
