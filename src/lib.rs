@@ -12,7 +12,8 @@
 //!   verify, commit, undo), the per-target lock, and containers as targets.
 //! - [`rotation`]: the pipeline that drives targets through a rotation, and its report.
 //! - [`error`]: the rotation's error, and the one mapping to an outcome and exit code.
-//! - [`daemon`]: `run`: watch the secret file, rotate on change, retry, shut down.
+//! - [`daemon`]: `run`: every input (secret and standby files, engine events, bot logs) one
+//!   trigger on one channel; one loop chooses the live token, calls the pipeline, retries.
 //! - [`telemetry`]: logs, metrics, webhook, status and the daemon's endpoints.
 //! - [`config`] parses the command line once into typed values; [`cli`] runs a command.
 

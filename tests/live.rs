@@ -8,18 +8,32 @@ use serde_json::Value;
 use support::api::{Behaviour, StandInApi};
 use support::recorder::Recorder;
 use support::{
-    accepted, docker, env_of_if_any, fingerprint, host_bot, inspect, new_token, remember_secret, s,
-    wait_until, HostDaemon, Scope, ENV_VAR,
+    accepted, docker, env_of_if_any, fingerprint, host_bot, inspect, metric, new_token,
+    remember_secret, s, wait_until, HostDaemon, Scope, ENV_VAR,
 };
 
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+/// A daemon for `bot` reading `file`, asking `api`, with `extra` flags; waits for its
+/// start-up reconcile.
+fn plain_daemon(
+    scope: &Scope,
+    file: &std::path::Path,
+    bot: &str,
+    api: &StandInApi,
+    extra: &[&str],
+) -> HostDaemon {
+    let base = api.base_url();
+    let mut args = vec![
+        "--secret-file",
+        s(file),
+        "--container",
+        bot,
+        "--api-base-url",
+        &base,
+    ];
+    args.extend_from_slice(extra);
+    let d = HostDaemon::start(scope, &args, &[]);
+    d.wait_for_first_rotation();
+    d
 }
 
 fn status(d: &HostDaemon) -> Value {
@@ -97,19 +111,7 @@ fn a_bot_re_run_by_hand_without_its_token_gets_the_live_token_back_and_own_swaps
     assert_eq!(metric(&m, current), Some(1.0), "{m}");
 
     // The operator re-runs the bot by hand, without any token.
-    docker(&["rm", "-f", &t.bot]);
-    let label = format!("{}={}", support::SCOPE_LABEL, t.scope.prefix);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &t.bot,
-        "--label",
-        &label,
-        "--network",
-        "host",
-        support::bot_image(),
-    ]);
+    support::rerun_without_token(&t.scope, &t.bot);
     assert!(
         wait_until(20.0, || carries(&t.bot, &t.live)),
         "{}",
@@ -289,22 +291,7 @@ fn a_matching_log_line_whose_token_the_api_accepts_is_a_counted_false_alarm() {
     let bot = host_bot(&scope, "bot", &live, &bot_api.base_url(), &[]);
     let id = inspect(&bot)["Id"].clone();
     let file = scope.secret_file(&live);
-    let base = api.base_url();
-    let d = HostDaemon::start(
-        &scope,
-        &[
-            "--secret-file",
-            s(&file),
-            "--container",
-            &bot,
-            "--api-base-url",
-            &base,
-            "--live-probe-interval",
-            "0",
-        ],
-        &[],
-    );
-    d.wait_for_first_rotation();
+    let d = plain_daemon(&scope, &file, &bot, &api, &["--live-probe-interval", "0"]);
     assert!(
         wait_until(20.0, || status(&d)["live"]["false_alarms"].as_u64()
             >= Some(1)),
@@ -414,19 +401,7 @@ fn after_an_engine_outage_the_event_stream_comes_back_and_a_bot_recreated_meanwh
 
     proxy.cut();
     // Meanwhile, on the real engine, someone re-runs the bot without its token.
-    docker(&["rm", "-f", &t.bot]);
-    let label = format!("{}={}", support::SCOPE_LABEL, t.scope.prefix);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &t.bot,
-        "--label",
-        &label,
-        "--network",
-        "host",
-        support::bot_image(),
-    ]);
+    support::rerun_without_token(&t.scope, &t.bot);
     std::thread::sleep(std::time::Duration::from_secs(2));
     proxy.restore();
 
@@ -563,22 +538,7 @@ fn a_429_on_the_confirming_probe_leaves_the_token_live() {
     let id = inspect(&bot)["Id"].clone();
     api.set(&live, Behaviour::RateLimited);
     let file = scope.secret_file(&live);
-    let base = api.base_url();
-    let d = HostDaemon::start(
-        &scope,
-        &[
-            "--secret-file",
-            s(&file),
-            "--container",
-            &bot,
-            "--api-base-url",
-            &base,
-            "--live-probe-interval",
-            "0",
-        ],
-        &[],
-    );
-    d.wait_for_first_rotation();
+    let d = plain_daemon(&scope, &file, &bot, &api, &["--live-probe-interval", "0"]);
     assert!(
         wait_until(20.0, || status(&d)["live"]["last_answer"]
             .as_str()

@@ -6,20 +6,9 @@ mod support;
 use support::api::{Behaviour, StandInApi};
 use support::proxy::EngineProxy;
 use support::{
-    accepted, docker, fingerprint, host_bot, new_token, remember_secret, rotator, rotator_env, s,
+    accepted, fingerprint, host_bot, metric, new_token, remember_secret, rotator, rotator_env, s,
     wait_until, HostDaemon, Scope, ENV_VAR,
 };
-
-/// The value of the metric line that starts with `series ` (`None` if absent).
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 #[test]
 fn metrics_show_what_the_engine_shows_even_after_someone_else_recreates_the_bot() {
@@ -76,19 +65,7 @@ fn metrics_show_what_the_engine_shows_even_after_someone_else_recreates_the_bot(
     assert_eq!(metric(&m, &deployed), Some(1.0), "{m}");
 
     // `docker compose up -d --force-recreate` without the token, in effect.
-    docker(&["rm", "-f", &bot]);
-    let label = format!("{}={}", support::SCOPE_LABEL, scope.prefix);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &bot,
-        "--label",
-        &label,
-        "--network",
-        "host",
-        support::bot_image(),
-    ]);
+    support::rerun_without_token(&scope, &bot);
     let m = d.get("/metrics").1;
     assert_eq!(metric(&m, &in_sync), Some(0.0), "{m}");
     assert_eq!(metric(&m, &deployed), None, "no stale fingerprint: {m}");

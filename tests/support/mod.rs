@@ -489,6 +489,35 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Replaces the container `name` by a bot with no token at all, as `docker compose up -d
+/// --force-recreate` from a file without it, or an operator re-running it by hand, would.
+pub fn rerun_without_token(scope: &Scope, name: &str) {
+    docker(&["rm", "-f", name]);
+    let label = format!("{SCOPE_LABEL}={}", scope.prefix);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        &label,
+        "--network",
+        "host",
+        bot_image(),
+    ]);
+}
+
+/// The value of the Prometheus line that starts with `series ` (`None` if absent).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// Polls `f` every 100 ms until it returns true or `secs` pass; returns the last result.
 pub fn wait_until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
