@@ -28,6 +28,9 @@ struct Plan {
     idle_secs: u64,
     fleet: &'static [usize],
     fleet_runs: usize,
+    /// Revocations caught in a bot's log, and the idle window with many log streams.
+    live: usize,
+    live_idle_secs: u64,
 }
 
 const DEBOUNCE: f64 = 0.3;
@@ -36,7 +39,7 @@ const PEER_LABEL: &str = "token-rotator-bench.peer";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only swap` (or detect, e2e, footprint, fleet) runs one section, to a scratch file.
+    // `--only swap` (or detect, e2e, footprint, fleet, live) runs one section, to a scratch file.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -51,6 +54,8 @@ fn main() {
             idle_secs: 5,
             fleet: &[1, 5],
             fleet_runs: 1,
+            live: 3,
+            live_idle_secs: 5,
         }
     } else {
         Plan {
@@ -61,6 +66,8 @@ fn main() {
             idle_secs: 60,
             fleet: &[1, 10, 50],
             fleet_runs: 3,
+            live: 12,
+            live_idle_secs: 30,
         }
     };
     let bin = shipped_binary();
@@ -85,6 +92,10 @@ fn main() {
     if runs("fleet") {
         eprintln!("bench: fleet scaling");
         md += &fleet(&plan, &bin, &mut verdicts);
+    }
+    if runs("live") {
+        eprintln!("bench: live token watch");
+        md += &live(&plan, &bin, &mut verdicts);
     }
     md += "\n## Targets\n\n| target | measured | |\n|---|---|---|\n";
     for (target, measured, met) in &verdicts {
@@ -225,6 +236,8 @@ fn header(plan: &Plan) -> String {
 struct Daemon {
     child: Child,
     log: PathBuf,
+    /// Its `--listen` address (`/status`, `/metrics`).
+    listen: String,
     _dir: tempfile::TempDir,
 }
 
@@ -263,6 +276,7 @@ impl Daemon {
         let d = Daemon {
             child,
             log,
+            listen,
             _dir: dir,
         };
         d.wait_for(0, |m, _| m == "rotation finished"); // the reconcile on start
@@ -293,20 +307,49 @@ impl Daemon {
             assert!(
                 std::time::Instant::now() < deadline,
                 "daemon log never showed what was awaited; tail:\n{}",
-                lines
-                    .iter()
-                    .rev()
-                    .take(20)
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                self.tail()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
+    /// The last 20 lines of its log, for a failure message.
+    fn tail(&self) -> String {
+        let lines = self.lines();
+        let from = lines.len().saturating_sub(20);
+        lines[from..]
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `GET path` on its endpoints: the body, empty if it did not answer 200.
+    fn get(&self, path: &str) -> String {
+        match support::http_get(&self.listen, path) {
+            (200, body) => body,
+            _ => String::new(),
+        }
+    }
+
+    /// A series' value on `/metrics`.
+    fn metric(&self, series: &str) -> Option<f64> {
+        self.get("/metrics").lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// `/status` as JSON (`null` if it did not answer).
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.get("/status")).unwrap_or(Value::Null)
     }
 }
 
@@ -1036,6 +1079,300 @@ fn fleet(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
         ),
         last.1 <= first.1 * 1.1,
     ));
+    md.push('\n');
+    md
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Live token watch
+
+const SUSPECTED: &str = "a log line says the token was refused; confirming with a probe";
+const CONFIRMED: &str = "the live token was rejected by the API";
+const STREAMS: &str = "token_rotator_log_streams";
+
+/// Polls `f` every 20 ms for up to `secs`; panics naming `what`, with the daemon's log.
+fn wait(d: &Daemon, secs: f64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs_f64(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "{what}: not within {secs} s; daemon log tail:\n{}",
+            d.tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `docker logs --follow --timestamps` of one container (by ID), into a file: each line
+/// stamped by the engine when it read it from the container. Ends when the container
+/// stops; killed on drop if it has not.
+struct Follow {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Follow {
+    fn start(dir: &Path, id: &str, since: f64) -> Follow {
+        let out = dir.join(format!("logs-{}", &id[..12]));
+        let child = Command::new("docker")
+            .args(["logs", "--follow", "--timestamps"])
+            .args(["--since", &format!("{since:.6}"), id])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker logs");
+        Follow { child, out }
+    }
+
+    /// Waits (up to 10 s) for the stream to end; the engine's time of the first line from
+    /// `after` on that contains `what`.
+    fn first(mut self, after: f64, what: &str) -> f64 {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains(what))
+            .filter_map(|l| l.split_whitespace().next().and_then(rfc3339))
+            .find(|t| *t >= after)
+            .unwrap_or_else(|| panic!("no {what:?} in the bot's log after the revoke:\n{text}"))
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An RFC 3339 time (the engine's has nanoseconds) as seconds since the epoch.
+fn rfc3339(t: &str) -> Option<f64> {
+    let t = humantime::parse_rfc3339(t).ok()?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs_f64())
+}
+
+/// Context switches per thread (by thread ID), each one a wake-up.
+fn thread_switches(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut all = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let n: u64 = status
+            .lines()
+            .filter(|l| {
+                l.starts_with("voluntary_ctxt_switches:")
+                    || l.starts_with("nonvoluntary_ctxt_switches:")
+            })
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        all.insert(task.file_name().to_string_lossy().to_string(), n);
+    }
+    all
+}
+
+/// A primary and a standby secret file, each in a directory of its own (each is watched
+/// by its directory).
+fn secret_files(scope: &Scope, primary: &str, standby: &str) -> (PathBuf, PathBuf) {
+    let dir = scope.dir.path();
+    std::fs::create_dir_all(dir.join("primary")).unwrap();
+    std::fs::create_dir_all(dir.join("standby")).unwrap();
+    let (p, s) = (dir.join("primary/token"), dir.join("standby/token"));
+    rename_over(&p, primary);
+    rename_over(&s, standby);
+    (p, s)
+}
+
+fn live(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) -> String {
+    let mut md = live_detection(plan, bin, verdicts);
+    md += &live_footprint(plan, bin, verdicts);
+    md
+}
+
+/// From a bot's first refused line to the standby verified in its replacement.
+fn live_detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) -> String {
+    let scope = Scope::new("bench-live");
+    let api = StandInApi::start();
+    let mut token = accepted(&api);
+    let standby = accepted(&api);
+    let name = host_bot(&scope, "bot", &token, &api.base_url(), &[]);
+    let (primary, standby_file) = secret_files(&scope, &token, &standby);
+    let extra = [
+        "--standby-file",
+        standby_file.to_str().unwrap(),
+        "--settle",
+        "0",
+        "--live-probe-interval",
+        "0",
+        "--validate-deadline",
+        "2",
+    ];
+    let d = Daemon::start(bin, &primary, &name, &api.base_url(), &extra);
+    let (mut lead, mut total, mut deliver, mut confirm) = (vec![], vec![], vec![], vec![]);
+    let (mut validate, mut swap, mut verify) = (vec![], vec![], vec![]);
+    for i in 0..plan.live {
+        if i > 0 {
+            // A fresh primary: deployed, and the promoted standby waits again.
+            token = accepted(&api);
+            let from = d.lines().len();
+            rename_over(&primary, &token);
+            d.wait_for(from, is("rotation finished"));
+        }
+        let ready = || {
+            let st = d.status();
+            st["live"]["source"] == "primary"
+                && st["standby"]["state"] == "ready"
+                && d.metric(STREAMS) == Some(1.0)
+                && support::env_of_if_any(&name, ENV_VAR).as_deref() == Some(&token)
+        };
+        wait(
+            &d,
+            30.0,
+            "the primary live, the standby ready, one log stream",
+            ready,
+        );
+        // The swapped container's stream ends and is followed again by name after 0.5 s:
+        // give it time, so the one counted is the live bot's.
+        std::thread::sleep(Duration::from_millis(1500));
+        wait(&d, 30.0, "one log stream", || {
+            d.metric(STREAMS) == Some(1.0)
+        });
+        let id = support::inspect(&name)["Id"].as_str().unwrap().to_string();
+        let from = d.lines().len();
+        let revoked = now();
+        let follow = Follow::start(scope.dir.path(), &id, revoked - 1.0);
+        api.set(&token, Behaviour::Revoked);
+        let (i1, suspected) = d.wait_for(from, is(SUSPECTED));
+        let (i2, confirmed) = d.wait_for(i1, |m, _| m.starts_with(CONFIRMED));
+        let (i3, validated) = d.wait_for(i2, |_, f| f["verdict"].is_string());
+        let (i4, started) = d.wait_for(i3, is("replacement started, verifying"));
+        let (i5, verified) = d.wait_for(i4, is("swapped and verified"));
+        d.wait_for(i5, is("rotation finished"));
+        let line = follow.first(revoked, "Failed to authenticate");
+        assert_eq!(
+            support::env_of_if_any(&name, ENV_VAR).as_deref(),
+            Some(standby.as_str()),
+            "the replacement does not carry the standby"
+        );
+        lead.push(line - revoked);
+        total.push(verified - line);
+        deliver.push(suspected - line);
+        confirm.push(confirmed - suspected);
+        validate.push(validated - confirmed);
+        swap.push(started - validated);
+        verify.push(verified - started);
+    }
+    let beyond: Vec<f64> = total.iter().zip(&verify).map(|(t, v)| t - v).collect();
+    let p95 = stats(&beyond).p95;
+    verdicts.push((
+        "a refusal in a bot's log to the standby verified, under 5 s beyond the verification \
+         (p95, `--settle 0`)"
+            .into(),
+        ms(p95),
+        p95 < 5.0,
+    ));
+    format!(
+        "## 6. When the live token dies\n\n\
+         The daemon (`run --standby-file … --settle 0 --live-probe-interval 0 \
+         --validate-deadline 2`), a bot on the host network calling the stand-in API every \
+         0.2 s with token A (the primary file's), a standby file holding token B, which the \
+         stand-in accepts. Once `/status` shows the standby `ready` and `/metrics` one log \
+         stream, the stand-in starts refusing A (403 `permission_error`, revoked). From the \
+         bot's first refused line (`Failed to authenticate`) to B verified in the bot's \
+         replacement, {} revocations; between them a fresh A is written to the primary file \
+         and deployed, and B waits again.\n\n\
+         | phase | median / p95 |\n|---|---|\n\
+         | **the bot's refused line → standby verified in the replacement** | **{}** |\n\
+         | of which: the line → suspicion logged (the engine's log stream, the patterns) | {} |\n\
+         | suspicion → rejection confirmed (a probe of the live token) | {} |\n\
+         | locking, inspecting, validating the standby against the API | {} |\n\
+         | swap (create … start) | {} |\n\
+         | verification (`--settle 0`: running, carries the token) | {} |\n\
+         | before it, not counted: the revoke → the bot's first refused line | {} |\n\n",
+        plan.live,
+        cell(&total),
+        cell(&deliver),
+        cell(&confirm),
+        cell(&validate),
+        cell(&swap),
+        cell(&verify),
+        cell(&lead)
+    )
+}
+
+/// The daemon idle with 1 and with 20 log streams open (bots that log nothing).
+fn live_footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) -> String {
+    const MOST: usize = 20;
+    let scope = Scope::new("bench-live-idle");
+    let api = StandInApi::start();
+    let token = accepted(&api);
+    let (primary, standby_file) = secret_files(&scope, &token, &accepted(&api));
+    let env = format!("{ENV_VAR}={token}");
+    // No ANTHROPIC_BASE_URL: each logs one line when it starts, then nothing.
+    let names: Vec<String> = (0..MOST)
+        .map(|i| scope.run(&format!("idle{i}"), &["-e", &env, support::bot_image()]))
+        .collect();
+    let mut md = format!(
+        "Idle, with every target's log followed: bots that log nothing (no API to call), \
+         the same daemon flags, sampled from `/proc` over {} s once `/metrics` shows every \
+         stream open (and 1 s more).\n\n\
+         | log streams | RSS idle | CPU time over the {} s | wake-ups (context switches, all threads) | threads |\n\
+         |---|---|---|---|---|\n",
+        plan.live_idle_secs, plan.live_idle_secs
+    );
+    for n in [1, MOST] {
+        let mut extra = vec![
+            "--standby-file",
+            standby_file.to_str().unwrap(),
+            "--settle",
+            "0",
+            "--live-probe-interval",
+            "0",
+            "--validate-deadline",
+            "2",
+        ];
+        for name in &names[1..n] {
+            extra.extend(["--container", name.as_str()]);
+        }
+        let d = Daemon::start(bin, &primary, &names[0], &api.base_url(), &extra);
+        wait(&d, 30.0, "every log stream open", || {
+            d.status()["standby"]["state"] == "ready" && d.metric(STREAMS) == Some(n as f64)
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let pid = d.pid();
+        let (cpu0, sw0) = (cpu_secs(pid), thread_switches(pid));
+        std::thread::sleep(Duration::from_secs(plan.live_idle_secs));
+        let (cpu1, sw1) = (cpu_secs(pid), thread_switches(pid));
+        let (idle_rss, _) = rss(pid);
+        assert_eq!(d.metric(STREAMS), Some(n as f64), "a stream closed");
+        // A thread that ended in the window takes its count with it; a new one counts whole.
+        let woke: u64 = sw1
+            .iter()
+            .map(|(tid, n1)| n1.saturating_sub(*sw0.get(tid).unwrap_or(&0)))
+            .sum();
+        let wakeups = woke as f64 / plan.live_idle_secs as f64;
+        let mib = idle_rss as f64 / 1024.0;
+        let threads = if sw0.len() == sw1.len() {
+            sw1.len().to_string()
+        } else {
+            format!("{} → {}", sw0.len(), sw1.len())
+        };
+        let _ = writeln!(
+            md,
+            "| {n} | {mib:.1} MiB | {:.0} ms | {wakeups:.2}/s | {threads} |",
+            (cpu1 - cpu0) * 1000.0
+        );
+        if n == MOST {
+            verdicts.push((
+                format!("idle RSS under 8 MiB with {MOST} log streams"),
+                format!("{mib:.1} MiB"),
+                mib < 8.0,
+            ));
+        }
+    }
     md.push('\n');
     md
 }

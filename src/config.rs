@@ -256,10 +256,42 @@ pub struct RunArgs {
     )]
     pub log_watch: Switch,
 
+    /// When a retired token (one a swap replaced) is probed, counted from its retirement:
+    /// a comma list of durations; after the last, every that long again. Each is
+    /// jittered. Probing stops when the API rejects it.
+    #[arg(long, default_value = "1m,5m,15m,1h,6h", env = "TOKEN_ROTATOR_RETIRED_PROBE_SCHEDULE", value_parser = schedule, value_name = "DURATIONS")]
+    pub retired_probe_schedule: Schedule,
+
+    /// How long a retired token is watched at most (`0` turns the watch off).
+    #[arg(long, default_value = "14d", env = "TOKEN_ROTATOR_RETIRED_WATCH_MAX", value_parser = duration, value_name = "DURATION")]
+    pub retired_watch_max: Duration,
+
+    /// A retired token still accepted this long after its retirement is announced
+    /// (`retired_token_alive`), once.
+    #[arg(long, default_value = "1h", env = "TOKEN_ROTATOR_RETIRED_ALERT_AFTER", value_parser = duration, value_name = "DURATION")]
+    pub retired_alert_after: Duration,
+
     /// A regular expression that marks a bot's log line as an authentication failure,
     /// beside the built-in ones for Claude Code (repeat for several).
     #[arg(long = "reject-pattern", env = "TOKEN_ROTATOR_REJECT_PATTERN", value_parser = regex, value_name = "REGEX")]
     pub reject_patterns: Vec<regex::Regex>,
+}
+
+/// Offsets from a token's retirement at which it is probed, in increasing order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule(pub Vec<Duration>);
+
+/// `1m,5m,15m`: durations, each later than the one before.
+pub fn schedule(s: &str) -> Result<Schedule, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let d = duration(part)?;
+        if d.is_zero() || out.last().is_some_and(|prev| *prev >= d) {
+            return Err("must be increasing durations above zero, like 1m,5m,15m,1h,6h".into());
+        }
+        out.push(d);
+    }
+    Ok(Schedule(out))
 }
 
 /// On or off.

@@ -135,6 +135,11 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             .then_some(args.live_probe_interval),
         log_patterns: (args.log_watch == Switch::On)
             .then(|| crate::daemon::logs::patterns(&args.reject_patterns)),
+        retired: crate::daemon::retired::WatchPlan {
+            schedule: args.retired_probe_schedule.0.clone(),
+            max: args.retired_watch_max,
+            alert_after: args.retired_alert_after,
+        },
         shutdown_timeout: args.shutdown_timeout,
         webhook: args
             .notify_webhook

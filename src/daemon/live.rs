@@ -124,6 +124,11 @@ impl Live {
             .is_some_and(|(t, _)| self.rejected.contains(t.fingerprint()))
     }
 
+    /// Whether the API rejected `token`.
+    pub fn is_rejected(&self, token: &Token) -> bool {
+        self.rejected.contains(token.fingerprint())
+    }
+
     /// Whether a validated standby is waiting.
     pub fn standby_ready(&self) -> bool {
         self.standby_state == Standby::Ready

@@ -17,6 +17,7 @@
 pub mod events;
 pub mod live;
 pub mod logs;
+pub mod retired;
 pub mod signal;
 pub mod trigger;
 pub mod watch;
@@ -60,6 +61,8 @@ pub struct DaemonConfig {
     pub live_probe_interval: Option<Duration>,
     /// Patterns of a rejected token in the targets' logs (`None`: logs are not followed).
     pub log_patterns: Option<Vec<regex::Regex>>,
+    /// How retired tokens are watched.
+    pub retired: retired::WatchPlan,
 }
 
 /// A content that failed: same fingerprint and same mtime means "not written again".
@@ -132,6 +135,10 @@ pub async fn run(
                 pending |= d.probe(Probe::Periodic).await;
                 next_probe = d.next_probe();
             }
+            _ = sleep_until(d.retired.next_due()), if d.retired.next_due().is_some() => {
+                let validator = d.rotator.pipeline.validator.as_ref();
+                d.retired.probe_due(validator, &d.shared, d.cfg.webhook.as_ref()).await;
+            }
         }
     }
 }
@@ -156,6 +163,7 @@ struct Daemon {
     cfg: DaemonConfig,
     shared: Arc<Shared>,
     live: Live,
+    retired: retired::Watch,
     retry_at: Option<Instant>,
     backoff: Backoff,
     last_failed: Option<Failed>,
@@ -167,6 +175,7 @@ impl Daemon {
         let standby = cfg.standby.as_ref().map(|w| w.path.clone());
         Daemon {
             live: Live::new(standby, rotator.secret.format),
+            retired: retired::Watch::new(cfg.retired.clone()),
             rotator,
             cfg,
             shared,
@@ -273,6 +282,13 @@ impl Daemon {
         };
         self.publish(&report);
         if matches!(report.outcome, Outcome::Rotated | Outcome::AlreadyCurrent) {
+            // What the swaps replaced may still work: watch it until the API rejects it.
+            for old in &report.retired_tokens {
+                if !self.live.is_rejected(old) {
+                    self.retired.retire(old.clone(), &self.shared);
+                }
+            }
+            self.retired.unretire(&token, &self.shared);
             let promoted = self.live.deployed(&ctx!(self), token, file, &report).await;
             if let Some(event) = promoted {
                 self.notify(event);

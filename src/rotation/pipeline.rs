@@ -168,6 +168,9 @@ impl Pipeline {
                     r.outcome = TargetOutcome::Swapped;
                     r.new_id = Some(c.new_id);
                     r.warning = settled.warning;
+                    if let Some(old) = s.current_secret().filter(|v| !v.is_empty()) {
+                        report.retire(Token::new(old.to_string()));
+                    }
                 }
                 Err(e) => {
                     let r = &mut report.targets[i];

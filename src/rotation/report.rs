@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::engine::short;
 use crate::error::{Error, Outcome};
-use crate::secret::Fingerprint;
+use crate::secret::{Fingerprint, Token};
 
 /// What happened to one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,8 +85,15 @@ pub struct RotationReport {
     pub validation: Option<&'static str>,
     /// What was done to finish or undo changes a crash had interrupted.
     pub recovered: Vec<String>,
+    /// Fingerprints of the tokens the swapped targets carried before: retired, but maybe
+    /// still working (a revoke can take days); check later with `token-rotator check`.
+    pub retired: Vec<String>,
     /// Wall time in seconds.
     pub duration_secs: f64,
+    /// The retired tokens themselves, for the daemon's watch. In memory only: never
+    /// serialized, and their `Debug` shows only fingerprints.
+    #[serde(skip)]
+    pub retired_tokens: Vec<Token>,
 }
 
 impl RotationReport {
@@ -101,7 +108,9 @@ impl RotationReport {
             verdict: None,
             validation: None,
             recovered: Vec::new(),
+            retired: Vec::new(),
             duration_secs: 0.0,
+            retired_tokens: Vec::new(),
         }
     }
 
@@ -112,6 +121,15 @@ impl RotationReport {
         r.outcome = e.outcome();
         r.error = Some(e.to_string());
         r
+    }
+
+    /// Records that a swapped target carried `old` before (once per token).
+    pub fn retire(&mut self, old: Token) {
+        let fp = old.fingerprint().to_string();
+        if !self.retired.contains(&fp) {
+            self.retired.push(fp);
+            self.retired_tokens.push(old);
+        }
     }
 
     /// The process exit code.
@@ -131,6 +149,11 @@ impl RotationReport {
         out.push('\n');
         for r in &self.recovered {
             out.push_str(&format!("  recovered {r}\n"));
+        }
+        for fp in &self.retired {
+            out.push_str(&format!(
+                "  retired token {fp}: it may keep working for days after a revoke; check it later with `token-rotator check --secret-file FILE` (a file holding it)\n"
+            ));
         }
         for t in &self.targets {
             let prev = t.previous.as_deref().unwrap_or("unset");

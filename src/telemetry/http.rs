@@ -131,7 +131,7 @@ async fn status(State(app): State<App>) -> Response {
     Json(
         json!({ "secret_file": snap.secret_file, "secret_fingerprint": snap.secret_fingerprint,
         "secret_error": snap.secret_error, "targets": snap.targets, "last_rotation": last,
-        "live": tokens.live, "standby": tokens.standby }),
+        "live": tokens.live, "standby": tokens.standby, "retired": tokens.retired }),
     )
     .into_response()
 }

@@ -58,6 +58,13 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// `token_rotator_retired_tokens{state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// `alive` or `dead`.
+    pub state: String,
+}
+
 /// `token_rotator_build_info{version}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -78,6 +85,8 @@ pub struct Metrics {
     standby_ready: Gauge,
     live_probe: Gauge<f64, AtomicU64>,
     log_streams: Gauge,
+    retired: Family<StateLabels, Gauge>,
+    retired_alive: Histogram,
     /// The label sets exported now, to replace them when the targets change.
     exported: Mutex<(Vec<DeployedLabels>, Vec<TargetLabels>)>,
 }
@@ -163,6 +172,25 @@ impl Default for Metrics {
             "Target log streams open now",
             log_streams.clone(),
         );
+        let retired = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "retired_tokens",
+            "Retired tokens being watched, by state (alive: still accepted, dead: rejected)",
+            retired.clone(),
+        );
+        for state in ["alive", "dead"] {
+            let zero = StateLabels {
+                state: state.into(),
+            };
+            retired.get_or_create(&zero).set(0);
+        }
+        // From a minute to two weeks.
+        let retired_alive = Histogram::new(exponential_buckets(60.0, 4.0, 10));
+        registry.register(
+            "retired_token_alive_seconds",
+            "How long retired tokens kept working after their retirement, until rejected",
+            retired_alive.clone(),
+        );
         // An info metric: exposed as `token_rotator_build_info{version} 1`.
         let build = Info::new(BuildLabels {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -180,6 +208,8 @@ impl Default for Metrics {
             standby_ready,
             live_probe,
             log_streams,
+            retired,
+            retired_alive,
             exported: Mutex::default(),
         }
     }
@@ -273,6 +303,21 @@ impl Metrics {
     /// A target log stream closed.
     pub fn log_stream_closed(&self) {
         self.log_streams.dec();
+    }
+
+    /// How many retired tokens are still accepted and how many are dead.
+    pub fn set_retired(&self, alive: i64, dead: i64) {
+        for (state, n) in [("alive", alive), ("dead", dead)] {
+            let labels = StateLabels {
+                state: state.into(),
+            };
+            self.retired.get_or_create(&labels).set(n);
+        }
+    }
+
+    /// A retired token was first seen rejected, `alive_for` after its retirement.
+    pub fn retired_dead(&self, alive_for: std::time::Duration) {
+        self.retired_alive.observe(alive_for.as_secs_f64());
     }
 
     /// The Prometheus text exposition.

@@ -34,6 +34,8 @@ pub struct TokenStatus {
     pub live: Option<LiveStatus>,
     /// The standby token.
     pub standby: StandbyStatus,
+    /// The retired tokens being watched.
+    pub retired: Vec<RetiredStatus>,
 }
 
 /// The live token.
@@ -72,4 +74,21 @@ impl Default for StandbyStatus {
             reason: None,
         }
     }
+}
+
+/// One retired token as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetiredStatus {
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// When a swap replaced it (RFC 3339).
+    pub retired_at: String,
+    /// When it was last probed.
+    pub last_probe_at: Option<String>,
+    /// What that probe answered.
+    pub last_answer: Option<String>,
+    /// `alive` (accepted), `dead` (401/403) or `unknown` (not probed yet, or no verdict).
+    pub state: &'static str,
+    /// How long it has kept working since its retirement (until it was seen rejected).
+    pub alive_for_seconds: Option<u64>,
 }

@@ -171,6 +171,36 @@ pub fn standby_needed(
             "standby_file": standby_file.map(|p| p.display().to_string()) })
 }
 
+/// `retired_token_dead`: a retired token is finally rejected by the API.
+pub fn retired_token_dead(
+    fingerprint: &str,
+    retired_at: &str,
+    rejected_at: &str,
+    alive_for: u64,
+) -> serde_json::Value {
+    let text = format!(
+        "token-rotator: the retired token {fingerprint} is dead: the API rejected it {alive_for} s \
+         after it was retired ({retired_at}). Nothing more to do."
+    );
+    json!({ "event": "retired_token_dead", "text": text, "fingerprint": fingerprint,
+            "retired_at": retired_at, "first_rejected_at": rejected_at, "alive_for_seconds": alive_for })
+}
+
+/// `retired_token_alive`: a retired token still works long after its retirement.
+pub fn retired_token_alive(
+    fingerprint: &str,
+    retired_at: &str,
+    alive_for: u64,
+) -> serde_json::Value {
+    let text = format!(
+        "token-rotator: the retired token {fingerprint} still works {alive_for} s after it was \
+         retired ({retired_at}): whoever holds it can still use the subscription. Revoke it at \
+         claude.ai (settings, Claude Code); it is watched until the API rejects it."
+    );
+    json!({ "event": "retired_token_alive", "text": text, "fingerprint": fingerprint,
+            "retired_at": retired_at, "alive_for_seconds": alive_for })
+}
+
 fn names(report: &RotationReport) -> String {
     report
         .targets
