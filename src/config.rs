@@ -202,6 +202,15 @@ pub struct RotateArgs {
     #[arg(long, default_value = "30", env = "TOKEN_ROTATOR_ENGINE_RETRY", value_parser = seconds, value_name = "SECS")]
     pub engine_retry: Duration,
 
+    /// Before any target is touched, run a throwaway container of each target image with
+    /// the new token and `--canary-exec` (or `--verify-exec`); it must exit 0.
+    #[arg(long, env = "TOKEN_ROTATOR_CANARY", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub canary: bool,
+
+    /// The canary's command (split like a shell would; defaults to `--verify-exec`).
+    #[arg(long, env = "TOKEN_ROTATOR_CANARY_EXEC", value_parser = exec_command, value_name = "'CMD ARGS'")]
+    pub canary_exec: Option<ExecCommand>,
+
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -325,6 +334,30 @@ pub struct HealthcheckArgs {
     /// The daemon's --listen address.
     #[arg(long, default_value = "127.0.0.1:9090", env = "TOKEN_ROTATOR_LISTEN")]
     pub listen: std::net::SocketAddr,
+}
+
+impl RotateArgs {
+    /// The canary's command, if `--canary` is on: `--canary-exec`, else `--verify-exec`.
+    pub fn canary_command(&self) -> Result<Option<Vec<String>>, String> {
+        if !self.canary {
+            return Ok(None);
+        }
+        match self.canary_exec.as_ref().or(self.verify_exec.as_ref()) {
+            Some(c) => Ok(Some(c.0.clone())),
+            None => Err("--canary (TOKEN_ROTATOR_CANARY) needs a command: give --canary-exec 'CMD ARGS' or --verify-exec 'CMD ARGS'".into()),
+        }
+    }
+}
+
+impl Cli {
+    /// What parsing alone cannot check: flags that need each other.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.command {
+            Command::Rotate(a) => a.canary_command().map(|_| ()),
+            Command::Run(a) => a.rotate.canary_command().map(|_| ()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A command for the exec API, split into words like a shell would (no shell needed).

@@ -32,6 +32,8 @@ pub enum Outcome {
     RolledBack,
     /// A swap failed and its rollback failed too: the next run finishes the recovery.
     RollbackFailed,
+    /// The canary (the bot's own client, in its own image) refused the token; nothing touched.
+    CanaryFailed,
     /// The daemon was asked to stop before any change (while validating); nothing touched.
     /// Never published: the process is exiting.
     Stopped,
@@ -39,7 +41,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in the README's order.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Rotated,
         Outcome::AlreadyCurrent,
         Outcome::Rejected,
@@ -49,6 +51,7 @@ impl Outcome {
         Outcome::Busy,
         Outcome::RolledBack,
         Outcome::RollbackFailed,
+        Outcome::CanaryFailed,
     ];
 
     /// Stable label for metrics, JSON and webhooks.
@@ -63,6 +66,7 @@ impl Outcome {
             Outcome::Busy => "busy",
             Outcome::RolledBack => "rolled_back",
             Outcome::RollbackFailed => "rollback_failed",
+            Outcome::CanaryFailed => "canary_failed",
             Outcome::Stopped => "stopped",
         }
     }
@@ -72,7 +76,7 @@ impl Outcome {
         match self {
             // `stopped` happens only in `run`, which exits 0 on SIGTERM.
             Outcome::Rotated | Outcome::AlreadyCurrent | Outcome::Stopped => 0,
-            Outcome::Rejected => 1,
+            Outcome::Rejected | Outcome::CanaryFailed => 1,
             Outcome::Inconclusive => 3,
             Outcome::BadTarget | Outcome::RolledBack => 4,
             Outcome::EngineUnavailable => 5,
@@ -143,6 +147,9 @@ pub enum Error {
     /// could not be finished.
     #[error(transparent)]
     Target(#[from] TargetError),
+    /// The canary refused the token.
+    #[error(transparent)]
+    Canary(#[from] crate::target::CanaryError),
     /// Asked to stop before any change was made.
     #[error("stopped before any change: nothing was touched")]
     Stopped,
@@ -165,6 +172,10 @@ impl Error {
             Error::Inconclusive { .. } => Outcome::Inconclusive,
             Error::Connect(_) => Outcome::EngineUnavailable,
             Error::Stopped => Outcome::Stopped,
+            Error::Canary(crate::target::CanaryError::Engine {
+                unreachable: true, ..
+            }) => Outcome::EngineUnavailable,
+            Error::Canary(_) => Outcome::CanaryFailed,
             Error::Target(t) => match t {
                 TargetError::Locked(crate::target::LockError::Held { .. }) => Outcome::Busy,
                 TargetError::Locked(_) | TargetError::Engine(_) => Outcome::EngineUnavailable,

@@ -23,6 +23,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Err(e) = cli.check() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     // Bound before anything else: a taken address ends the daemon at once, not later.
     let listener = match &cli.command {
         Command::Run(args) => match args.listen.map(bind).transpose() {

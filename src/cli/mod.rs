@@ -73,6 +73,7 @@ fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator
         pipeline: Pipeline {
             validator: validator(&args.secret)?,
             locker: Locker::new(args.lock_timeout, args.lock_wait),
+            canary: args.canary_command().map_err(anyhow::Error::msg)?,
             stop: None,
         },
         secret: SecretSource {

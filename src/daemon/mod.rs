@@ -310,7 +310,10 @@ impl Daemon {
             self.backoff.reset();
             let failed = matches!(
                 report.outcome,
-                Outcome::Rejected | Outcome::RolledBack | Outcome::BadTarget
+                Outcome::Rejected
+                    | Outcome::RolledBack
+                    | Outcome::BadTarget
+                    | Outcome::CanaryFailed
             );
             self.last_failed = if failed {
                 current_content(&self.cfg.watch.path).await

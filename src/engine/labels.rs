@@ -12,3 +12,5 @@ pub const REPLACES: &str = "token-rotator.replaces";
 pub const OLD_RUNNING: &str = "token-rotator.old-was-running";
 /// The name the container is meant to carry once the swap completes.
 pub const TARGET_NAME: &str = "token-rotator.target-name";
+/// Marks a canary container (a throwaway run of the target's image with the new token).
+pub const CANARY: &str = "token-rotator.canary";

@@ -16,9 +16,17 @@ pub enum Marker {
     Done,
     /// The target's lock (a created, never started container).
     Lock,
+    /// A throwaway container of the target's image that tries the new token first.
+    Canary,
 }
 
-const SWAP_MARKERS: [Marker; 4] = [Marker::New, Marker::Old, Marker::Stopped, Marker::Done];
+const SWAP_MARKERS: [Marker; 5] = [
+    Marker::New,
+    Marker::Old,
+    Marker::Stopped,
+    Marker::Done,
+    Marker::Canary,
+];
 
 impl Marker {
     fn tag(self) -> &'static str {
@@ -28,6 +36,7 @@ impl Marker {
             Marker::Stopped => "stopped",
             Marker::Done => "done",
             Marker::Lock => "lock",
+            Marker::Canary => "canary",
         }
     }
 

@@ -1,7 +1,7 @@
 //! The pipeline: one rotation of one token into a set of targets, top to bottom.
 //!
-//! lock → finish or undo an interrupted change → observe → validate once → per target:
-//! apply → verify → commit, or undo. Targets are observed before the API is asked, so a
+//! lock → finish or undo an interrupted change → observe → validate once → canary (once
+//! per image, with `--canary`) → per target: apply → verify → commit, or undo. Targets are observed before the API is asked, so a
 //! rotation with nothing to do costs no probe (probes count against the subscription).
 //! Targets change one at a time; the first failure stops the rotation so the rest keep
 //! their working token. The undo is the target's one undo, the same the next run uses
@@ -24,6 +24,9 @@ pub struct Pipeline {
     pub validator: Option<Validator>,
     /// Takes the per-target locks.
     pub locker: Locker,
+    /// `--canary`: the command a throwaway copy of each distinct image runs with the new
+    /// token before any target is touched.
+    pub canary: Option<Vec<String>>,
     /// Becomes `true` when the daemon is asked to stop: a rotation that has not changed
     /// anything yet stops at once (validation may otherwise retry for a minute).
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
@@ -143,13 +146,30 @@ impl Pipeline {
             return Err(Error::Stopped);
         }
 
-        // 5. Apply, verify, commit or undo: one target at a time, stopping at the first failure.
         let rotation = report.rotation.clone();
         let ctx = Ctx {
             token,
             rotation: &rotation,
             redactor: &*redactor,
         };
+
+        // 4b. The canary: the bot's own client tries the token, once per image, before any
+        // target is touched.
+        if let Some(exec) = &self.canary {
+            let mut tried: Vec<String> = Vec::new();
+            for (t, s) in targets.iter().zip(&seen) {
+                let Some(key) = t.canary_key(s).filter(|_| !s.up_to_date) else {
+                    continue;
+                };
+                if tried.contains(&key) {
+                    continue;
+                }
+                tried.push(key);
+                t.canary(s, exec, ctx).await?;
+            }
+        }
+
+        // 5. Apply, verify, commit or undo: one target at a time, stopping at the first failure.
         for (i, (t, s)) in targets.iter().zip(&seen).enumerate() {
             if s.up_to_date {
                 continue;

@@ -175,6 +175,46 @@ pub struct StepError {
     pub cause: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// The canary refused the token: the bot's own client, in the bot's own image, could not
+/// use it. Nothing was touched.
+#[derive(Debug, thiserror::Error)]
+pub enum CanaryError {
+    /// It exited non-zero.
+    #[error("the canary of {target} (image {image}) exited {code}: the bot's own client does not work with this token{output}; no container was touched")]
+    Failed {
+        /// The target whose image it ran.
+        target: String,
+        /// Short image ID.
+        image: String,
+        /// Its exit code.
+        code: i64,
+        /// Its last output lines (redacted), prefixed with ": ".
+        output: String,
+    },
+    /// It did not exit within the verify timeout (it was killed).
+    #[error("the canary of {target} (image {image}) did not exit within {secs}s{output}; no container was touched")]
+    TimedOut {
+        /// The target whose image it ran.
+        target: String,
+        /// Short image ID.
+        image: String,
+        /// The timeout.
+        secs: u64,
+        /// Its last output lines (redacted), prefixed with ": ".
+        output: String,
+    },
+    /// The engine could not run it.
+    #[error("could not run the canary of {target}: {reason}; no container was touched")]
+    Engine {
+        /// The target.
+        target: String,
+        /// Whether the engine could not be reached.
+        unreachable: bool,
+        /// Why (redacted).
+        reason: String,
+    },
+}
+
 /// Finishing or undoing a change failed; the next run picks it up from the engine.
 #[derive(Debug, thiserror::Error)]
 #[error("could not {what} of {target}: {cause}; the next `token-rotator rotate` or `run` finishes the recovery from the names and labels in the engine (or check the container by hand)")]
@@ -214,6 +254,19 @@ pub trait Target: Send + Sync {
         &self,
         token: &Token,
     ) -> impl Future<Output = Result<Observed<Self::State>, TargetError>> + Send;
+
+    /// The image (or other key) whose canary proves the token for this target; targets
+    /// with the same key share one canary. `None`: this kind has no canary.
+    fn canary_key(&self, seen: &Observed<Self::State>) -> Option<String>;
+
+    /// Runs `exec` with the new token in a throwaway copy of the target (its image, env,
+    /// user and network, nothing else), before anything is touched; removed on every path.
+    fn canary(
+        &self,
+        seen: &Observed<Self::State>,
+        exec: &[String],
+        ctx: Ctx<'_>,
+    ) -> impl Future<Output = Result<(), CanaryError>> + Send;
 
     /// Puts the token in. On error the pipeline calls [`undo`](Target::undo).
     fn apply(

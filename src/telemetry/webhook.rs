@@ -104,6 +104,7 @@ impl Webhook {
 pub fn event(report: &RotationReport) -> serde_json::Value {
     let kind = match report.outcome {
         Outcome::Rejected => "token_rejected",
+        Outcome::CanaryFailed => "canary_failed",
         _ => "rotation",
     };
     let fp = report.fingerprint.as_deref().unwrap_or("unreadable");

@@ -37,6 +37,9 @@ pub enum Behaviour {
     HugeBody,
     /// Never answers (holds the request for 120 s).
     Hang,
+    /// Accepted from token-rotator's probe, refused (403, "only authorized for use with
+    /// Claude Code" style) from any other client: the API sees clients differently.
+    ProbeOnly,
 }
 
 #[derive(Default)]
@@ -166,7 +169,17 @@ async fn messages(
         g.bodies.push(parsed.clone());
         g.behaviours.get(&token).copied()
     };
+    let from_probe = header("user-agent").starts_with("token-rotator/");
+    let behaviour = match behaviour {
+        Some(Behaviour::ProbeOnly) if from_probe => Some(Behaviour::Accept),
+        other => other,
+    };
     match behaviour {
+        Some(Behaviour::ProbeOnly) => api_error(
+            403,
+            "permission_error",
+            "This credential is not authorized for this client.",
+        ),
         Some(Behaviour::Accept) => {
             let model = parsed["model"].as_str().unwrap_or("claude-haiku-4-5");
             let ok = json!({

@@ -12,7 +12,7 @@
 //!   then exit 1.
 //!
 //! The token is read from `FAKE_BOT_TOKEN_VAR` (default `BOT_BOTTLE_CLAUDE_OAUTH_TOKEN`),
-//! else `CLAUDE_CODE_OAUTH_TOKEN`. The token is never printed, only its fingerprint.
+//! else `CLAUDE_CODE_OAUTH_TOKEN`; `ANTHROPIC_API_KEY` takes precedence, as in Claude Code. The token is never printed, only its fingerprint.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -58,6 +58,10 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn token() -> Option<String> {
+    // As in Claude Code, an API key in the environment takes precedence over the token.
+    if let Some(key) = env("ANTHROPIC_API_KEY") {
+        return Some(key);
+    }
     let var = env("FAKE_BOT_TOKEN_VAR").unwrap_or_else(|| "BOT_BOTTLE_CLAUDE_OAUTH_TOKEN".into());
     env(&var).or_else(|| env("CLAUDE_CODE_OAUTH_TOKEN"))
 }

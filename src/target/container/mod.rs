@@ -8,6 +8,7 @@
 //! - [`undo`]: finish or undo a swap from what the engine shows (the one undo).
 
 pub mod apply;
+pub mod canary;
 pub mod observe;
 pub mod spec;
 pub mod undo;
@@ -18,8 +19,8 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use super::{CanaryError, TargetError, UndoError};
 use super::{Change, Ctx, Interrupted, Lock, Locker, Observed, Settled, StepError, Target};
-use super::{TargetError, UndoError};
 use crate::secret::Token;
 
 pub use observe::{env_value, Inspected};
@@ -102,6 +103,19 @@ impl Target for ContainerTarget {
             token,
         )
         .await
+    }
+
+    fn canary_key(&self, seen: &Observed<Inspected>) -> Option<String> {
+        seen.state.0.image.clone()
+    }
+
+    async fn canary(
+        &self,
+        seen: &Observed<Inspected>,
+        exec: &[String],
+        ctx: Ctx<'_>,
+    ) -> Result<(), CanaryError> {
+        canary::run(&self.docker, seen, &self.cfg, exec, ctx).await
     }
 
     async fn apply(&self, seen: &Observed<Inspected>, ctx: Ctx<'_>) -> Result<Change, StepError> {

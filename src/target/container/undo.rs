@@ -232,6 +232,13 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
                     }
                 }
             }
+            Marker::Canary => {
+                // A canary never outlives its rotation: this one's process died.
+                retrying(window, "remove a leftover canary", || remove(docker, &id))
+                    .await
+                    .map_err(|e| undo_error(target, "remove a leftover canary", e))?;
+                actions.push(format!("removed leftover canary {}", short(&id)));
+            }
             Marker::Lock => {}
         }
     }
