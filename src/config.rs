@@ -63,7 +63,8 @@ answered 401/403), 3 inconclusive (5xx, 529, timeout, network), 64 bad usage.";
 
 const ROTATE_EXIT_CODES: &str = "Exit codes (the report's `outcome`):
   0   rotated, or already_current (nothing touched)
-  1   rejected: the secret file broke a rule or the API refused the token; nothing touched
+  1   rejected: the secret file broke a rule or the API refused the token; canary_failed:
+      the bot's own client refused it (--canary); nothing touched
   3   inconclusive: the API gave no verdict; nothing touched
   4   bad_target (nothing touched), or rolled_back: a swap failed and was undone
   5   engine_unavailable: the engine cannot be reached; run again later
