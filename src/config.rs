@@ -212,6 +212,17 @@ pub struct RotateArgs {
     #[arg(long, env = "TOKEN_ROTATOR_CANARY_EXEC", value_parser = exec_command, value_name = "'CMD ARGS'")]
     pub canary_exec: Option<ExecCommand>,
 
+    /// `stop-first` (the default): stop the old container, then start the replacement.
+    /// `start-first`: start and verify the replacement beside the old one, then stop the
+    /// old one (no downtime; falls back to stop-first where two copies cannot run at once).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "stop-first",
+        env = "TOKEN_ROTATOR_ORDER"
+    )]
+    pub order: crate::target::container::Order,
+
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

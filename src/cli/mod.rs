@@ -69,6 +69,7 @@ fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator
             verify_timeout: args.verify_timeout,
             verify_exec: args.verify_exec.clone().map(|c| c.0),
             engine_retry: args.engine_retry,
+            order: args.order,
         }),
         pipeline: Pipeline {
             validator: validator(&args.secret)?,

@@ -188,6 +188,8 @@ impl Pipeline {
                     r.outcome = TargetOutcome::Swapped;
                     r.new_id = Some(c.new_id);
                     r.warning = settled.warning;
+                    r.order = Some(c.order);
+                    r.order_note = c.order_note;
                     if let Some(old) = s.current_secret().filter(|v| !v.is_empty()) {
                         report.retire(Token::new(old.to_string()));
                     }
@@ -270,5 +272,7 @@ fn line<S>(s: &Observed<S>) -> TargetReport {
         error: None,
         previous: s.current.as_ref().map(|f| f.to_string()),
         warning: None,
+        order: None,
+        order_note: None,
     }
 }

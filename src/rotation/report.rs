@@ -64,6 +64,10 @@ pub struct TargetReport {
     pub previous: Option<String>,
     /// A problem after a successful swap (a leftover the next run removes).
     pub warning: Option<String>,
+    /// The order the swap took (`stop-first`, `start-first`), once swapped.
+    pub order: Option<&'static str>,
+    /// Why it is not the order asked for, if it is not.
+    pub order_note: Option<String>,
 }
 
 /// Everything one rotation did. Serialized, this is the JSON of `rotate --json`.

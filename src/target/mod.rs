@@ -101,6 +101,10 @@ pub struct Change {
     pub new_id: String,
     /// Whether the target ran before the change (a stopped one is only checked, not started).
     pub old_running: bool,
+    /// The order used (`stop-first`, `start-first`), and why, when it is not the one asked.
+    pub order: &'static str,
+    /// Why the order asked for could not be used, if so.
+    pub order_note: Option<String>,
 }
 
 /// An unfinished change the engine shows.
@@ -135,9 +139,15 @@ pub enum TargetError {
         "target container {0:?} is the container token-rotator runs in: it cannot replace itself"
     )]
     IsSelf(String),
-    /// The target is removed by the engine as soon as it stops.
-    #[error("target container {0:?} has AutoRemove (--rm) set: stopping it would delete it, so it cannot be swapped safely; recreate it without --rm")]
-    AutoRemove(String),
+    /// The target is removed by the engine as soon as it stops, and this swap would stop it
+    /// before its replacement is verified.
+    #[error("target container {name:?} has AutoRemove (--rm) set: stopping it deletes it; {why}")]
+    AutoRemove {
+        /// The target.
+        name: String,
+        /// Why it cannot be swapped safely, and what would do it.
+        why: String,
+    },
     /// The name given is one of the rotator's temporary containers.
     #[error("target container {0:?} is a temporary container of an unfinished token-rotator swap; name the original container instead")]
     SwapLeftover(String),

@@ -15,7 +15,7 @@ use bollard::Docker;
 
 use super::observe::Inspected;
 use super::spec::replacement;
-use super::ContainerConfig;
+use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
 use crate::engine::{describe, is_transport, rename, short, start, stop};
@@ -119,11 +119,14 @@ pub async fn apply(
         .await
         .map_err(at(step::CREATE))?;
     let new_id = created.id;
+    let (order, order_note) = order_for(seen, cfg);
     let change = Change {
         rotation: ctx.rotation.to_string(),
         old_id: seen.id.clone(),
         new_id: new_id.clone(),
         old_running: seen.running,
+        order: order.label(),
+        order_note,
     };
     point(name, step::CREATE, "after-create").await?;
     tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");
@@ -132,6 +135,14 @@ pub async fn apply(
         connect(docker, &new_id, &network, endpoint)
             .await
             .map_err(at(step::CONNECT))?;
+    }
+
+    if order == Order::StartFirst {
+        // Both run until the replacement is verified; commit then stops the old one.
+        start(docker, &new_id).await.map_err(at(step::START_NEW))?;
+        point(name, step::START_NEW, "after-start").await?;
+        tracing::debug!(container = name, new_id = %short(&new_id), "replacement started beside the old container, verifying");
+        return Ok(change);
     }
 
     // The aside name says whether the old container ran, so an undo knows whether to
@@ -183,6 +194,70 @@ pub async fn apply(
     point(name, step::START_NEW, "after-start").await?;
     tracing::debug!(container = name, new_id = %short(&new_id), "replacement started, verifying");
     Ok(change)
+}
+
+/// The order this target can take: `start-first` needs two copies to run at once, which
+/// fixed host ports, a static IP, another container's network or host devices forbid.
+pub fn order_for(seen: &Observed<Inspected>, cfg: &ContainerConfig) -> (Order, Option<String>) {
+    if cfg.order == Order::StopFirst || !seen.running {
+        return (Order::StopFirst, None);
+    }
+    match start_first_blocker(&seen.state.0) {
+        None => (Order::StartFirst, None),
+        Some(why) => {
+            tracing::warn!(container = %seen.name, "start-first is not possible ({why}): falling back to stop-first");
+            (
+                Order::StopFirst,
+                Some(format!("start-first not possible: {why}")),
+            )
+        }
+    }
+}
+
+/// Why two copies of this container cannot run at once, if they cannot.
+pub fn start_first_blocker(old: &bollard::models::ContainerInspectResponse) -> Option<String> {
+    let host = old.host_config.as_ref()?;
+    if let Some(m) = host
+        .network_mode
+        .as_deref()
+        .filter(|m| m.starts_with("container:"))
+    {
+        return Some(format!("it shares another container's network ({m})"));
+    }
+    let ports: Vec<&String> = host
+        .port_bindings
+        .iter()
+        .flatten()
+        .filter(|(_, b)| b.as_ref().is_some_and(|b| !b.is_empty()))
+        .map(|(p, _)| p)
+        .collect();
+    if !ports.is_empty() {
+        return Some(format!(
+            "it publishes host ports ({})",
+            ports
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let nets = old
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref());
+    for (net, ep) in nets.into_iter().flatten() {
+        let fixed = ep.ipam_config.as_ref().is_some_and(|c| {
+            c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
+                || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
+        });
+        if fixed {
+            return Some(format!("it has a static IP on network {net}"));
+        }
+    }
+    if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
+        return Some("it uses host devices".into());
+    }
+    None
 }
 
 /// The image by name if that name still points at the same image, else by ID.

@@ -38,6 +38,28 @@ pub struct ContainerConfig {
     pub verify_exec: Option<Vec<String>>,
     /// How long to ride out an unreachable engine while finishing or undoing a swap.
     pub engine_retry: Duration,
+    /// Which runs first: the replacement, or the stop of the old container.
+    pub order: Order,
+}
+
+/// The order of a swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Order {
+    /// Stop the old container, then start the replacement (the default; a short downtime).
+    StopFirst,
+    /// Start and verify the replacement while the old container still runs; only then stop
+    /// the old one (no downtime; needs two copies to be able to run at once).
+    StartFirst,
+}
+
+impl Order {
+    /// `stop-first` or `start-first`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Order::StopFirst => "stop-first",
+            Order::StartFirst => "start-first",
+        }
+    }
 }
 
 /// One target container, by its own name.
@@ -100,6 +122,7 @@ impl Target for ContainerTarget {
             &self.requested,
             &self.name,
             &self.cfg.env_var,
+            self.cfg.order,
             token,
         )
         .await

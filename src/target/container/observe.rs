@@ -6,6 +6,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
 use super::undo::list_markers;
+use super::Order;
 use crate::engine::names::Marker;
 use crate::engine::{inspect, is_transport, own_container_id, EngineError};
 use crate::secret::Token;
@@ -93,6 +94,7 @@ pub async fn observe(
     requested: &str,
     name: &str,
     env_var: &str,
+    order: Order,
     token: &Token,
 ) -> Result<Observed<Inspected>, TargetError> {
     let Some(info) = lookup(docker, name).await? else {
@@ -109,7 +111,23 @@ pub async fn observe(
         .trim_start_matches('/')
         .to_string();
     if info.host_config.as_ref().and_then(|h| h.auto_remove) == Some(true) {
-        return Err(TargetError::AutoRemove(requested.to_string()));
+        // Stopping it deletes it: only a start-first swap, which stops it after its
+        // replacement is verified, is safe.
+        let why = match (order, super::apply::start_first_blocker(&info)) {
+            (Order::StartFirst, None) => None,
+            (Order::StartFirst, Some(b)) => Some(format!("start-first is not possible: {b}")),
+            (Order::StopFirst, _) => Some(
+                "with --order stop-first it would be gone before its replacement is verified; \
+                 --order start-first rotates it safely"
+                    .to_string(),
+            ),
+        };
+        if let Some(why) = why {
+            return Err(TargetError::AutoRemove {
+                name: requested.to_string(),
+                why,
+            });
+        }
     }
     // Only the rotator's own names count: a target called `app-tr-eu` is an ordinary target.
     if Marker::parse(&own_name).is_some() {

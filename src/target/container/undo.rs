@@ -23,7 +23,7 @@ use bollard::Docker;
 use super::apply::{failed, step};
 use crate::engine::names::Marker;
 use crate::engine::{inspect, is_transport, labels, remove_keep_volumes as remove, rename};
-use crate::engine::{retrying, short, start, EngineError, Failure};
+use crate::engine::{retrying, short, start, stop, EngineError, Failure};
 use crate::target::{fault, Change, Interrupted, Settled, StepError, TargetError, UndoError};
 
 /// Another container holds the name the old one must get back.
@@ -82,6 +82,8 @@ pub async fn interrupted(
                 new_id: String::new(),
                 old_running: *marker == Marker::Old
                     || labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true"),
+                order: "",
+                order_note: None,
             },
         }
     }))
@@ -153,6 +155,38 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
         }
         match marker {
             Marker::Done => {
+                // Start-first: the verified replacement still has its temporary name. It
+                // gets the name first, so that a crash from here on leaves only the old
+                // container to remove.
+                let rotation = rotation_of(c);
+                let verified = found
+                    .iter()
+                    .find(|(m, n)| *m == Marker::New && rotation_of(n) == rotation);
+                if let Some((_, n)) = verified {
+                    let new_id = n.id.clone().unwrap_or_default();
+                    let what = "give the verified replacement the name";
+                    retrying(window, what, || rename(docker, &new_id, target))
+                        .await
+                        .map_err(|e| undo_error(target, what, e))?;
+                    actions.push(format!(
+                        "gave the verified replacement {} the name",
+                        short(&new_id)
+                    ));
+                    removed.push(new_id);
+                    if let Err(e) = fault::point("start-first-named").await {
+                        return Err(UndoError {
+                            target: target.to_string(),
+                            what: "finish the start-first swap".into(),
+                            unreachable: false,
+                            cause: Box::new(e),
+                        });
+                    }
+                }
+                // Stopped with its own signal and timeout (it still runs after a start-first
+                // swap), then removed, never its volumes.
+                retrying(window, "stop the old container", || stop(docker, &id))
+                    .await
+                    .map_err(|e| undo_error(target, "stop the old container", e))?;
                 retrying(window, "remove the old container", || remove(docker, &id))
                     .await
                     .map_err(|e| undo_error(target, "remove the old container", e))?;
@@ -249,6 +283,17 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
         actions,
         warning: None,
     })
+}
+
+/// The rotation ID in a marker container's name.
+fn rotation_of(c: &ContainerSummary) -> String {
+    let name = c
+        .names
+        .as_ref()
+        .and_then(|n| n.first())
+        .cloned()
+        .unwrap_or_default();
+    name.rsplit('-').next().unwrap_or_default().to_string()
 }
 
 /// Containers named `TARGET-tr-TAG-ROT`, set-aside old ones first so their replacements
