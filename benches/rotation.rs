@@ -1174,6 +1174,25 @@ fn thread_switches(pid: u32) -> std::collections::HashMap<String, u64> {
     all
 }
 
+/// How many containers (any, on the whole engine) started between `since` and `until`.
+fn engine_starts(since: f64, until: f64) -> usize {
+    docker(&[
+        "events",
+        "--since",
+        &format!("{since:.6}"),
+        "--until",
+        &format!("{until:.6}"),
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=start",
+        "--format",
+        "{{.ID}}",
+    ])
+    .lines()
+    .count()
+}
+
 /// A primary and a standby secret file, each in a directory of its own (each is watched
 /// by its directory).
 fn secret_files(scope: &Scope, primary: &str, standby: &str) -> (PathBuf, PathBuf) {
@@ -1271,9 +1290,10 @@ fn live_detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
         "a refusal in a bot's log to the standby verified, under 5 s beyond the verification \
          (p95, `--settle 0`)"
             .into(),
-        ms(p95),
+        format!("{} ({} with it)", ms(p95), ms(stats(&total).p95)),
         p95 < 5.0,
     ));
+    let share = |phase: &[f64]| 100.0 * stats(phase).median / stats(&total).median;
     format!(
         "## 6. When the live token dies\n\n\
          The daemon (`run --standby-file … --settle 0 --live-probe-interval 0 \
@@ -1284,6 +1304,14 @@ fn live_detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
          bot's first refused line (`Failed to authenticate`) to B verified in the bot's \
          replacement, {} revocations; between them a fresh A is written to the primary file \
          and deployed, and B waits again.\n\n\
+         Clocks: the line's time is the engine's, stamped when dockerd read the line from the \
+         bot's output (`docker logs --timestamps` of the old container, followed from before \
+         the revoke, nanoseconds); the others are the `timestamp` of the daemon's JSON log \
+         events (microseconds; `TOKEN_ROTATOR_LOG=debug`, for the `replacement started` \
+         event): *suspicion* is `a log line says the token was refused`, *confirmed* `the \
+         live token was rejected by the API`, then the rotation's verdict on B, `replacement \
+         started, verifying` and `swapped and verified`. Both are this host's wall clock (the \
+         engine runs on the same kernel).\n\n\
          | phase | median / p95 |\n|---|---|\n\
          | **the bot's refused line → standby verified in the replacement** | **{}** |\n\
          | of which: the line → suspicion logged (the engine's log stream, the patterns) | {} |\n\
@@ -1291,7 +1319,11 @@ fn live_detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
          | locking, inspecting, validating the standby against the API | {} |\n\
          | swap (create … start) | {} |\n\
          | verification (`--settle 0`: running, carries the token) | {} |\n\
-         | before it, not counted: the revoke → the bot's first refused line | {} |\n\n",
+         | before it, not counted: the revoke → the bot's first refused line | {} |\n\n\
+         What bounds it: the swap, {:.0}% of the median, the engine's create, stop and start \
+         (section 2); noticing and confirming take {:.1}% together. The bot's own pace is \
+         outside it: a bot notices a revoke at its next call (here every 0.2 s), and a \
+         `--settle` (default 2 s) or `--verify-exec` adds itself after the start.\n\n",
         plan.live,
         cell(&total),
         cell(&deliver),
@@ -1299,7 +1331,9 @@ fn live_detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
         cell(&validate),
         cell(&swap),
         cell(&verify),
-        cell(&lead)
+        cell(&lead),
+        share(&swap),
+        share(&deliver) + share(&confirm)
     )
 }
 
@@ -1315,12 +1349,22 @@ fn live_footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
     let names: Vec<String> = (0..MOST)
         .map(|i| scope.run(&format!("idle{i}"), &["-e", &env, support::bot_image()]))
         .collect();
+    let mut sizes = Vec::new();
+    // Tokio ends a blocking-pool thread (reading the secret files) after 10 s idle: past
+    // that, the window holds no such ending. The quick run has no time for it.
+    let settle = if plan.quick { 1 } else { 11 };
     let mut md = format!(
         "Idle, with every target's log followed: bots that log nothing (no API to call), \
-         the same daemon flags, sampled from `/proc` over {} s once `/metrics` shows every \
-         stream open (and 1 s more).\n\n\
-         | log streams | RSS idle | CPU time over the {} s | wake-ups (context switches, all threads) | threads |\n\
-         |---|---|---|---|---|\n",
+         the same daemon flags and binary (the static release one, as in section 4), sampled \
+         from `/proc/PID` over {} s once `/metrics` shows every stream open (and {settle} s more, \
+         so that tokio's idle blocking-pool threads have ended): RSS is `VmRSS` at the end, \
+         CPU time `utime + stime` of `stat` (10 ms ticks), wake-ups the voluntary and \
+         involuntary context switches of every thread in `task/` (a thread that ended in the \
+         window counts as one). The daemon also follows the engine's `start` events of \
+         every container (filtered by name in the daemon), so a container started by anyone \
+         else on the engine wakes it: the last column counts those in the window.\n\n\
+         | log streams | RSS idle | CPU time over the {} s | wake-ups (context switches, all threads) | threads | other containers started meanwhile |\n\
+         |---|---|---|---|---|---|\n",
         plan.live_idle_secs, plan.live_idle_secs
     );
     for n in [1, MOST] {
@@ -1341,18 +1385,22 @@ fn live_footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
         wait(&d, 30.0, "every log stream open", || {
             d.status()["standby"]["state"] == "ready" && d.metric(STREAMS) == Some(n as f64)
         });
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(settle));
         let pid = d.pid();
-        let (cpu0, sw0) = (cpu_secs(pid), thread_switches(pid));
+        let (t0, cpu0, sw0) = (now(), cpu_secs(pid), thread_switches(pid));
         std::thread::sleep(Duration::from_secs(plan.live_idle_secs));
-        let (cpu1, sw1) = (cpu_secs(pid), thread_switches(pid));
+        let (t1, cpu1, sw1) = (now(), cpu_secs(pid), thread_switches(pid));
         let (idle_rss, _) = rss(pid);
+        let starts = engine_starts(t0, t1);
         assert_eq!(d.metric(STREAMS), Some(n as f64), "a stream closed");
-        // A thread that ended in the window takes its count with it; a new one counts whole.
-        let woke: u64 = sw1
-            .iter()
-            .map(|(tid, n1)| n1.saturating_sub(*sw0.get(tid).unwrap_or(&0)))
-            .sum();
+        // A thread that ended in the window takes its count with it: it woke at least once,
+        // to end. A new one counts whole.
+        let ended = sw0.keys().filter(|tid| !sw1.contains_key(*tid)).count() as u64;
+        let woke: u64 = ended
+            + sw1
+                .iter()
+                .map(|(tid, n1)| n1.saturating_sub(*sw0.get(tid).unwrap_or(&0)))
+                .sum::<u64>();
         let wakeups = woke as f64 / plan.live_idle_secs as f64;
         let mib = idle_rss as f64 / 1024.0;
         let threads = if sw0.len() == sw1.len() {
@@ -1362,7 +1410,7 @@ fn live_footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
         };
         let _ = writeln!(
             md,
-            "| {n} | {mib:.1} MiB | {:.0} ms | {wakeups:.2}/s | {threads} |",
+            "| {n} | {mib:.1} MiB | {:.0} ms | {wakeups:.2}/s | {threads} | {starts} |",
             (cpu1 - cpu0) * 1000.0
         );
         if n == MOST {
@@ -1372,7 +1420,17 @@ fn live_footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
                 mib < 8.0,
             ));
         }
+        sizes.push(idle_rss as f64);
     }
-    md.push('\n');
+    let _ = writeln!(
+        md,
+        "\nWhat bounds it: the runtime and the HTTP client, not the streams: each stream past \
+         the first adds {:.0} KiB of RSS (the difference over {}). An idle stream is a socket \
+         the engine writes nothing to; a wake-up comes from elsewhere: another container \
+         starting on the engine, a request to `--listen`, a thread of the blocking pool \
+         ending.\n",
+        (sizes[1] - sizes[0]) / (MOST - 1) as f64,
+        MOST - 1
+    );
     md
 }

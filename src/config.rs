@@ -155,16 +155,63 @@ pub struct TargetArgs {
     /// Target container name or ID (repeat, or a comma list in the env var).
     #[arg(
         long = "container",
-        required = true,
         value_delimiter = ',',
         env = "TOKEN_ROTATOR_CONTAINER",
         value_parser = container_name
     )]
     pub containers: Vec<String>,
 
-    /// Env var that carries the token inside the targets.
+    /// Every container carrying all these labels is a target too, resolved again at every
+    /// rotation (repeat, or a comma list in the env var).
+    #[arg(
+        long = "label",
+        value_delimiter = ',',
+        env = "TOKEN_ROTATOR_LABEL",
+        value_parser = label_pair,
+        value_name = "KEY=VALUE"
+    )]
+    pub labels: Vec<(String, String)>,
+
+    /// Select by label only the containers labelled `token-rotator.scope=NAME`, so that
+    /// several rotators on one engine each see only their own.
+    #[arg(long, env = "TOKEN_ROTATOR_SCOPE", value_name = "NAME")]
+    pub scope: Option<String>,
+
+    /// Env var that carries the token inside the targets (a target's label
+    /// `token-rotator.env-var` names its own).
     #[arg(long, default_value = DEFAULT_ENV_VAR, env = "TOKEN_ROTATOR_ENV_VAR", value_parser = env_var_name)]
     pub env_var: String,
+}
+
+impl TargetArgs {
+    /// The target selector.
+    pub fn selector(&self) -> crate::target::container::Selector {
+        crate::target::container::Selector {
+            names: self.containers.clone(),
+            labels: self.labels.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.containers.is_empty() && self.labels.is_empty() {
+            return Err("no target: name containers with --container NAME (TOKEN_ROTATOR_CONTAINER) or select them with --label KEY=VALUE (TOKEN_ROTATOR_LABEL)".into());
+        }
+        if self.scope.is_some() && self.labels.is_empty() {
+            return Err(
+                "--scope confines the --label selection: give --label KEY=VALUE too".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `KEY=VALUE`.
+fn label_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err("must be KEY=VALUE".into()),
+    }
 }
 
 /// Flags of `rotate`.
@@ -222,6 +269,20 @@ pub struct RotateArgs {
         env = "TOKEN_ROTATOR_ORDER"
     )]
     pub order: crate::target::container::Order,
+
+    /// How many targets are swapped at once.
+    #[arg(long, default_value = "1", env = "TOKEN_ROTATOR_PARALLEL", value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N")]
+    pub parallel: u16,
+
+    /// After more than this many targets failed (and were rolled back), no new swap starts;
+    /// the ones under way finish, and the report says which were not attempted.
+    #[arg(
+        long,
+        default_value = "0",
+        env = "TOKEN_ROTATOR_MAX_FAILURES",
+        value_name = "K"
+    )]
+    pub max_failures: usize,
 
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
@@ -365,8 +426,15 @@ impl Cli {
     /// What parsing alone cannot check: flags that need each other.
     pub fn check(&self) -> Result<(), String> {
         match &self.command {
-            Command::Rotate(a) => a.canary_command().map(|_| ()),
-            Command::Run(a) => a.rotate.canary_command().map(|_| ()),
+            Command::Rotate(a) => {
+                a.targets.check()?;
+                a.canary_command().map(|_| ())
+            }
+            Command::Run(a) => {
+                a.rotate.targets.check()?;
+                a.rotate.canary_command().map(|_| ())
+            }
+            Command::Status(a) => a.targets.check(),
             _ => Ok(()),
         }
     }
@@ -422,14 +490,7 @@ fn webhook_url(s: &str) -> Result<WebhookUrl, String> {
 
 /// A valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
 pub fn env_var_name(s: &str) -> Result<String, String> {
-    let mut chars = s.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err("not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)".into());
-    }
-    Ok(s.to_string())
+    crate::target::container::select::env_var_name(s)
 }
 
 fn container_name(s: &str) -> Result<String, String> {

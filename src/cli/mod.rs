@@ -62,7 +62,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<u8> {
 fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator> {
     Ok(Rotator {
         docker,
-        containers: args.targets.containers.clone(),
+        targets: args.targets.selector(),
         container: Arc::new(ContainerConfig {
             env_var: args.targets.env_var.clone(),
             settle: args.settle,
@@ -75,6 +75,8 @@ fn rotator(docker: bollard::Docker, args: &RotateArgs) -> anyhow::Result<Rotator
             validator: validator(&args.secret)?,
             locker: Locker::new(args.lock_timeout, args.lock_wait),
             canary: args.canary_command().map_err(anyhow::Error::msg)?,
+            parallel: usize::from(args.parallel),
+            max_failures: args.max_failures,
             stop: None,
         },
         secret: SecretSource {
@@ -224,10 +226,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         Ok(d) => d,
         Err(code) => return Ok(code),
     };
+    let selector = args.targets.selector();
+    let names = crate::target::container::select::names_with_env_vars(
+        &docker,
+        &selector,
+        &args.targets.env_var,
+    )
+    .await?;
     let snap = crate::telemetry::status::collect(
         &docker,
-        &args.targets.containers,
-        &args.targets.env_var,
+        &names,
         &args.file.secret_file,
         args.file.token_format,
     )

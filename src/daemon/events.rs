@@ -12,9 +12,10 @@ use futures_util::StreamExt;
 
 use super::trigger::{Sender, Trigger};
 use crate::engine::{describe, labels, Backoff};
+use crate::target::container::Selector;
 
-/// Starts following `start` events of the containers named in `targets`.
-pub fn spawn(docker: Docker, targets: Vec<String>, tx: Sender) {
+/// Starts following `start` events of the containers `targets` selects (by name or label).
+pub fn spawn(docker: Docker, targets: Selector, tx: Sender) {
     tokio::spawn(async move {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         // Whether the stream broke: what happened meanwhile must be looked at once it is back.
@@ -56,7 +57,7 @@ pub fn spawn(docker: Docker, targets: Vec<String>, tx: Sender) {
                 let Some(name) = attrs.get("name") else {
                     continue;
                 };
-                if !targets.iter().any(|t| t == name) {
+                if !targets.matches(name, &attrs) {
                     continue;
                 }
                 let trigger = Trigger::TargetStarted {

@@ -86,22 +86,14 @@ pub async fn run(
     if let Some(standby) = &cfg.standby {
         watch::spawn_triggers(standby.clone(), File::Standby, tx.clone());
     }
-    events::spawn(
-        rotator.docker.clone(),
-        rotator.containers.clone(),
-        tx.clone(),
-    );
-    if let Some(patterns) = &cfg.log_patterns {
-        let (docker, names) = (rotator.docker.clone(), &rotator.containers);
-        logs::spawn(docker, names, patterns.clone(), tx.clone(), shared.clone());
-    }
-    drop(tx); // the watchers hold theirs: the channel closes only if they all end
-    tracing::info!(secret_file = %cfg.watch.path.display(), targets = ?rotator.containers, "watching for token changes");
+    events::spawn(rotator.docker.clone(), rotator.targets.clone(), tx.clone());
+    tracing::info!(secret_file = %cfg.watch.path.display(), targets = ?rotator.targets, "watching for token changes");
     if let Some(problem) = crate::secret::single_file_mount_problem(&cfg.watch.path) {
         tracing::warn!("{problem}");
     }
 
-    let mut d = Daemon::new(rotator, cfg, shared);
+    let mut d = Daemon::new(rotator, cfg, shared, tx);
+    d.follow_logs();
     d.live.check_standby(&ctx!(d), false).await;
     let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
     let mut pending = true; // reconcile on start
@@ -151,7 +143,7 @@ macro_rules! ctx {
             validator: $d.rotator.pipeline.validator.as_ref(),
             shared: &$d.shared,
             webhook: $d.cfg.webhook.as_ref(),
-            targets: &$d.rotator.containers,
+            targets: &$d.targets,
         }
     };
 }
@@ -168,10 +160,17 @@ struct Daemon {
     backoff: Backoff,
     last_failed: Option<Failed>,
     last_event: Option<(Option<String>, Outcome)>,
+    /// The targets' names as of the last rotation (label selection changes them).
+    targets: Vec<String>,
+    /// The targets whose logs are followed.
+    followed: std::collections::HashSet<String>,
+    tx: trigger::Sender,
 }
 
 impl Daemon {
-    fn new(rotator: Rotator, cfg: DaemonConfig, shared: Arc<Shared>) -> Self {
+    fn new(rotator: Rotator, cfg: DaemonConfig, shared: Arc<Shared>, tx: trigger::Sender) -> Self {
+        // Those named; label-selected targets join at the first rotation.
+        let names = rotator.targets.names.clone();
         let standby = cfg.standby.as_ref().map(|w| w.path.clone());
         Daemon {
             live: Live::new(standby, rotator.secret.format),
@@ -183,6 +182,9 @@ impl Daemon {
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             last_failed: None,
             last_event: None,
+            targets: names,
+            followed: Default::default(),
+            tx,
         }
     }
 
@@ -281,6 +283,10 @@ impl Daemon {
             }
         };
         self.publish(&report);
+        if !report.targets.is_empty() {
+            self.targets = report.targets.iter().map(|t| t.name.clone()).collect();
+            self.follow_logs();
+        }
         if matches!(report.outcome, Outcome::Rotated | Outcome::AlreadyCurrent) {
             // What the swaps replaced may still work: watch it until the API rejects it.
             for old in &report.retired_tokens {
@@ -321,6 +327,31 @@ impl Daemon {
                 None
             };
         }
+    }
+
+    /// Follows the logs of every target not followed yet (label selection adds targets).
+    fn follow_logs(&mut self) {
+        let Some(patterns) = &self.cfg.log_patterns else {
+            return;
+        };
+        let new: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|t| !self.followed.contains(*t))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let docker = self.rotator.docker.clone();
+        logs::spawn(
+            docker,
+            &new,
+            patterns.clone(),
+            self.tx.clone(),
+            self.shared.clone(),
+        );
+        self.followed.extend(new);
     }
 
     fn notify(&self, event: serde_json::Value) {

@@ -1,6 +1,6 @@
 //! A rotation: the [`pipeline`] that takes one token into a set of targets, and the
-//! [`report`] of what it did. [`Rotator`] is the caller's side for containers named on
-//! the command line: it reads the secret file and selects the targets.
+//! [`report`] of what it did. [`Rotator`] is the caller's side for containers chosen on
+//! the command line (by name or label): it reads the secret file and selects the targets.
 
 pub mod pipeline;
 pub mod report;
@@ -16,7 +16,9 @@ pub use report::{RotationReport, TargetOutcome, TargetReport};
 use crate::engine::names::new_rotation_id;
 use crate::error::Error;
 use crate::secret::{read_token_async, Token, TokenFormat};
-use crate::target::container::{select, ContainerConfig};
+use crate::target::container::select::names_with_env_vars;
+use crate::target::container::{select, ContainerConfig, Selector};
+use crate::target::TargetError;
 
 /// Where the secret is and what shape it must have.
 #[derive(Debug, Clone)]
@@ -32,8 +34,8 @@ pub struct SecretSource {
 pub struct Rotator {
     /// Engine connection.
     pub docker: Docker,
-    /// Target names or IDs, as given.
-    pub containers: Vec<String>,
+    /// Which containers are targets.
+    pub targets: Selector,
     /// How containers are swapped and verified.
     pub container: Arc<ContainerConfig>,
     /// Validation and locks.
@@ -57,10 +59,15 @@ impl Rotator {
         }
     }
 
+    /// The targets' names now, each with the env var that carries its token.
+    pub async fn target_names(&self) -> Result<Vec<(String, String)>, TargetError> {
+        names_with_env_vars(&self.docker, &self.targets, &self.container.env_var).await
+    }
+
     /// Rotates `token` into the configured containers.
     pub async fn rotate_token(&self, token: &Token) -> RotationReport {
         let rotation = new_rotation_id();
-        match select(&self.docker, &self.containers, self.container.clone()).await {
+        match select(&self.docker, &self.targets, self.container.clone()).await {
             Ok(targets) => self.pipeline.rotate(&targets, token, rotation).await,
             Err(e) => {
                 let e = Error::Target(e);

@@ -3,12 +3,13 @@
 //! lock → finish or undo an interrupted change → observe → validate once → canary (once
 //! per image, with `--canary`) → per target: apply → verify → commit, or undo. Targets are observed before the API is asked, so a
 //! rotation with nothing to do costs no probe (probes count against the subscription).
-//! Targets change one at a time; the first failure stops the rotation so the rest keep
-//! their working token. The undo is the target's one undo, the same the next run uses
+//! Targets change up to `--parallel` at a time; after more than `--max-failures` failures
+//! (0 by default: the first) no new change starts, so the rest keep their working token. The undo is the target's one undo, the same the next run uses
 //! after a crash.
 
 use std::time::Instant;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 
 use super::report::{finish, RotationReport, TargetOutcome, TargetReport};
@@ -24,6 +25,10 @@ pub struct Pipeline {
     pub validator: Option<Validator>,
     /// Takes the per-target locks.
     pub locker: Locker,
+    /// How many targets change at once (at least 1).
+    pub parallel: usize,
+    /// How many failed targets are tolerated before no new change starts.
+    pub max_failures: usize,
     /// `--canary`: the command a throwaway copy of each distinct image runs with the new
     /// token before any target is touched.
     pub canary: Option<Vec<String>>,
@@ -169,18 +174,36 @@ impl Pipeline {
             }
         }
 
-        // 5. Apply, verify, commit or undo: one target at a time, stopping at the first failure.
-        for (i, (t, s)) in targets.iter().zip(&seen).enumerate() {
-            if s.up_to_date {
-                continue;
+        // 5. Apply, verify, commit or undo: up to `parallel` targets at once, each with its
+        // own undo; after more than `max_failures` failures no new change starts (the ones
+        // under way finish), so the rest keep their working token.
+        let todo: Vec<usize> = (0..targets.len())
+            .filter(|i| !seen[*i].up_to_date)
+            .collect();
+        let mut next = 0;
+        let mut running = FuturesUnordered::new();
+        let mut failures: Vec<Error> = Vec::new();
+        loop {
+            while running.len() < self.parallel.max(1)
+                && next < todo.len()
+                && failures.len() <= self.max_failures
+            {
+                let i = todo[next];
+                next += 1;
+                let (t, s) = (&targets[i], &seen[i]);
+                for var in &s.shadowed_by {
+                    tracing::warn!(container = %s.name, var, "{var} is set in the container and takes precedence over an OAuth token in Claude Code: the bot may not use the rotated token");
+                }
+                let span = tracing::info_span!("swap", container = %s.name);
+                running.push(async move { (i, change(t, s, ctx).instrument(span).await) });
             }
-            for var in &s.shadowed_by {
-                tracing::warn!(container = %s.name, var, "{var} is set in the container and takes precedence over an OAuth token in Claude Code: the bot may not use the rotated token");
-            }
-            let span = tracing::info_span!("swap", container = %s.name);
-            match change(t, s, ctx).instrument(span).await {
+            let Some((i, result)) = running.next().await else {
+                break;
+            };
+            let s = &seen[i];
+            match result {
                 Ok((c, settled)) => {
-                    tracing::info!(old = crate::engine::short(&c.old_id), new = crate::engine::short(&c.new_id), fingerprint = %token.fingerprint(), "swapped and verified");
+                    tracing::info!(container = %s.name, old = crate::engine::short(&c.old_id), new = crate::engine::short(&c.new_id), fingerprint = %token.fingerprint(), "swapped and verified");
                     if let Some(w) = &settled.warning {
                         tracing::warn!("{w}");
                     }
@@ -204,11 +227,24 @@ impl Pipeline {
                         _ => TargetOutcome::RolledBack,
                     };
                     r.error = Some(ctx.redactor.redact(&e.to_string()));
-                    return Err(e);
+                    failures.push(e);
                 }
             }
         }
-        Ok(Outcome::Rotated)
+        // The worst failure says how the rotation ended; each target's own is in its line.
+        match failures.into_iter().max_by_key(|e| severity(e.outcome())) {
+            Some(e) => Err(e),
+            None => Ok(Outcome::Rotated),
+        }
+    }
+}
+
+/// How bad an outcome is, to pick the one a rotation with several failures ends with.
+fn severity(o: Outcome) -> u8 {
+    match o {
+        Outcome::RollbackFailed => 3,
+        Outcome::EngineUnavailable => 2,
+        _ => 1,
     }
 }
 

@@ -151,6 +151,16 @@ pub enum TargetError {
     /// The name given is one of the rotator's temporary containers.
     #[error("target container {0:?} is a temporary container of an unfinished token-rotator swap; name the original container instead")]
     SwapLeftover(String),
+    /// A label on the target that token-rotator reads is malformed.
+    #[error("target container {name:?} has a malformed label {label}: {why}")]
+    BadLabel {
+        /// The target.
+        name: String,
+        /// The label.
+        label: &'static str,
+        /// What is wrong.
+        why: String,
+    },
     /// The target's configuration cannot be copied.
     #[error("target container {name:?} cannot be copied: {reason}")]
     Uncopyable {

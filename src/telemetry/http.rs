@@ -59,14 +59,17 @@ pub async fn serve(
 }
 
 async fn snapshot(r: &Rotator) -> super::status::Snapshot {
-    collect(
-        &r.docker,
-        &r.containers,
-        &r.container.env_var,
-        &r.secret.path,
-        r.secret.format,
-    )
-    .await
+    let names = match r.target_names().await {
+        Ok(n) => n,
+        // The engine could not list them: show the named ones, which it then reports.
+        Err(_) => r
+            .targets
+            .names
+            .iter()
+            .map(|n| (n.clone(), r.container.env_var.clone()))
+            .collect(),
+    };
+    collect(&r.docker, &names, &r.secret.path, r.secret.format).await
 }
 
 async fn readyz(State(app): State<App>) -> Response {

@@ -99,14 +99,13 @@ impl Snapshot {
 /// Reads the secret file and inspects every target.
 pub async fn collect(
     docker: &Docker,
-    containers: &[String],
-    env_var: &str,
+    containers: &[(String, String)],
     secret_file: &Path,
     format: TokenFormat,
 ) -> Snapshot {
     let secret = read_token_async(secret_file, format).await;
     let mut targets = Vec::with_capacity(containers.len());
-    for name in containers {
+    for (name, env_var) in containers {
         let mut t = TargetStatus {
             name: name.clone(),
             id: None,

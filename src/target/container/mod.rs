@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod canary;
 pub mod observe;
+pub mod select;
 pub mod spec;
 pub mod undo;
 pub mod verify;
@@ -24,6 +25,7 @@ use super::{Change, Ctx, Interrupted, Lock, Locker, Observed, Settled, StepError
 use crate::secret::Token;
 
 pub use observe::{env_value, Inspected};
+pub use select::{select, Selector};
 
 /// How containers are swapped and verified (the same for every container target).
 #[derive(Debug, Clone)]
@@ -73,30 +75,6 @@ pub struct ContainerTarget {
     /// A local image to create the lock marker from.
     anchor_image: String,
     cfg: Arc<ContainerConfig>,
-}
-
-/// Resolves names or IDs into targets, in the order given, without duplicates.
-/// Nothing is touched; a name that matches nothing (not even a swap in progress) is refused.
-pub async fn select(
-    docker: &Docker,
-    names: &[String],
-    cfg: Arc<ContainerConfig>,
-) -> Result<Vec<ContainerTarget>, TargetError> {
-    let mut out: Vec<ContainerTarget> = Vec::with_capacity(names.len());
-    for requested in names {
-        let (name, anchor_image) = observe::canonical(docker, requested).await?;
-        if out.iter().any(|t| t.name == name) {
-            continue;
-        }
-        out.push(ContainerTarget {
-            docker: docker.clone(),
-            requested: requested.clone(),
-            name,
-            anchor_image,
-            cfg: cfg.clone(),
-        });
-    }
-    Ok(out)
 }
 
 impl Target for ContainerTarget {

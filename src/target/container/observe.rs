@@ -1,6 +1,8 @@
 //! Resolve a container's own name and inspect it: what token it carries, whether it runs,
 //! and whether it can be swapped safely at all.
 
+use std::collections::HashMap;
+
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
@@ -29,9 +31,12 @@ impl std::fmt::Debug for Inspected {
     }
 }
 
-/// The container's own name for `requested` (an ID, a name, or a name mid-swap) and an
-/// image to anchor its lock on.
-pub async fn canonical(docker: &Docker, requested: &str) -> Result<(String, String), TargetError> {
+/// The container's own name for `requested` (an ID, a name, or a name mid-swap), an image
+/// to anchor its lock on, and its labels.
+pub async fn canonical(
+    docker: &Docker,
+    requested: &str,
+) -> Result<(String, String, HashMap<String, String>), TargetError> {
     if let Some(info) = lookup(docker, requested).await? {
         let n = info
             .name
@@ -42,14 +47,18 @@ pub async fn canonical(docker: &Docker, requested: &str) -> Result<(String, Stri
             Some((target, m)) if m != Marker::Lock => target,
             _ => n,
         };
-        return Ok((n.to_string(), info.image.unwrap_or_default()));
+        let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
+        return Ok((n.to_string(), info.image.unwrap_or_default(), labels));
     }
     // Not found under that name: a crash may have left it set aside mid-swap.
     let leftovers = list_markers(docker, requested)
         .await
         .map_err(|e| EngineError::new(format!("list the leftovers of {requested:?}"), e))?;
-    match leftovers.into_iter().find_map(|(_, c)| c.image_id) {
-        Some(image) => Ok((requested.to_string(), image)),
+    match leftovers
+        .into_iter()
+        .find_map(|(_, c)| c.image_id.map(|i| (i, c.labels)))
+    {
+        Some((image, labels)) => Ok((requested.to_string(), image, labels.unwrap_or_default())),
         None => Err(TargetError::NotFound(requested.to_string())),
     }
 }

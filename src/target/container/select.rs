@@ -1,0 +1,201 @@
+//! Which containers are targets: the ones named (`--container`), and every container that
+//! carries all the selector's labels (`--label KEY=VALUE`, and `token-rotator.scope=NAME`
+//! with `--scope`), resolved again at every rotation. A target may name its own env var
+//! with the label `token-rotator.env-var`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::Docker;
+
+use super::{observe, ContainerConfig, ContainerTarget};
+use crate::engine::names::Marker;
+use crate::engine::{own_container_id, EngineError};
+use crate::target::TargetError;
+
+/// The label that confines a rotator to its scope (`--scope`).
+pub const SCOPE_LABEL: &str = "token-rotator.scope";
+/// The label by which a target names its own env var for the token.
+pub const ENV_VAR_LABEL: &str = "token-rotator.env-var";
+
+/// What makes a container a target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// Names or IDs given with `--container`.
+    pub names: Vec<String>,
+    /// `--label KEY=VALUE` pairs: a container carrying all of them is a target.
+    pub labels: Vec<(String, String)>,
+    /// `--scope NAME`: only containers labelled `token-rotator.scope=NAME` are selected by label.
+    pub scope: Option<String>,
+}
+
+impl Selector {
+    /// The label pairs a container must carry to be selected by label (none: no label
+    /// selection).
+    fn required(&self) -> Vec<(String, String)> {
+        if self.labels.is_empty() {
+            return Vec::new();
+        }
+        let mut all = self.labels.clone();
+        if let Some(scope) = &self.scope {
+            all.push((SCOPE_LABEL.to_string(), scope.clone()));
+        }
+        all
+    }
+
+    /// Whether a container with these labels (and this name) is a target.
+    pub fn matches(&self, name: &str, labels: &HashMap<String, String>) -> bool {
+        if Marker::parse(name).is_some() {
+            return false; // the rotator's own temporary containers are never targets
+        }
+        if self.names.iter().any(|n| n == name) {
+            return true;
+        }
+        let required = self.required();
+        !required.is_empty()
+            && required
+                .iter()
+                .all(|(k, v)| labels.get(k).is_some_and(|x| x == v))
+    }
+
+    /// The names of the targets now: those given, then those carrying the labels (by name).
+    pub async fn names(&self, docker: &Docker) -> Result<Vec<String>, TargetError> {
+        let mut out = self.names.clone();
+        let required = self.required();
+        if required.is_empty() {
+            return Ok(out);
+        }
+        let filter: Vec<String> = required.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let filters = HashMap::from([("label".to_string(), filter)]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let found = docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| EngineError::new("list the containers the --label selector names", e))?;
+        let own = own_container_id();
+        let mut by_label: Vec<String> = found
+            .into_iter()
+            .filter(|c| c.id.is_none() || c.id != own)
+            .filter_map(|c| {
+                c.names?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            })
+            .filter(|n| Marker::parse(n).is_none())
+            .collect();
+        by_label.sort();
+        for n in by_label {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The targets' names now, each with the env var that carries its token (its
+/// `token-rotator.env-var` label as written, else `default_env`).
+pub async fn names_with_env_vars(
+    docker: &Docker,
+    selector: &Selector,
+    default_env: &str,
+) -> Result<Vec<(String, String)>, TargetError> {
+    let names = selector.names(docker).await?;
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        let var = crate::engine::inspect(docker, &n)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.config?.labels?.get(ENV_VAR_LABEL).cloned())
+            .unwrap_or_else(|| default_env.to_string());
+        out.push((n, var));
+    }
+    Ok(out)
+}
+
+/// A valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn env_var_name(s: &str) -> Result<String, String> {
+    let mut chars = s.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "{s:?} is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Resolves the selector into targets, in order, without duplicates. Nothing is touched; a
+/// name that matches nothing (not even a swap in progress) is refused, and so is a
+/// malformed `token-rotator.env-var` label.
+pub async fn select(
+    docker: &Docker,
+    selector: &Selector,
+    cfg: Arc<ContainerConfig>,
+) -> Result<Vec<ContainerTarget>, TargetError> {
+    let names = selector.names(docker).await?;
+    let mut out: Vec<ContainerTarget> = Vec::with_capacity(names.len());
+    for requested in &names {
+        let (name, anchor_image, labels) = observe::canonical(docker, requested).await?;
+        if out.iter().any(|t| t.name == name) {
+            continue;
+        }
+        let cfg = match labels.get(ENV_VAR_LABEL) {
+            None => cfg.clone(),
+            Some(var) => {
+                let var = env_var_name(var).map_err(|why| TargetError::BadLabel {
+                    name: name.clone(),
+                    label: ENV_VAR_LABEL,
+                    why,
+                })?;
+                let mut own = (*cfg).clone();
+                own.env_var = var;
+                Arc::new(own)
+            }
+        };
+        out.push(ContainerTarget {
+            docker: docker.clone(),
+            requested: requested.clone(),
+            name,
+            anchor_image,
+            cfg,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_selection_needs_every_label_and_the_scope_and_never_takes_a_marker() {
+        let sel = Selector {
+            names: vec!["named".into()],
+            labels: vec![("app".into(), "bot".into())],
+            scope: Some("eu".into()),
+        };
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(sel.matches("x", &labels(&[("app", "bot"), (SCOPE_LABEL, "eu")])));
+        assert!(!sel.matches("x", &labels(&[("app", "bot"), (SCOPE_LABEL, "us")])));
+        assert!(!sel.matches("x", &labels(&[("app", "bot")])));
+        assert!(sel.matches("named", &labels(&[])));
+        assert!(!sel.matches(
+            "x-tr-new-0a1b2c3d",
+            &labels(&[("app", "bot"), (SCOPE_LABEL, "eu")])
+        ));
+        assert!(!Selector::default().matches("x", &labels(&[("app", "bot")])));
+    }
+}
