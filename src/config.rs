@@ -46,7 +46,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Rotate the token into the target containers once.
     #[command(after_help = ROTATE_EXIT_CODES)]
-    Rotate(RotateArgs),
+    Rotate(Box<RotateArgs>),
     /// Watch the secret file and rotate whenever it changes, until SIGTERM or SIGINT.
     #[command(after_help = RUN_EXIT_CODES)]
     Run(Box<RunArgs>),

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Check(args) => cli::check(args).await,
-            Command::Rotate(args) => cli::rotate(args).await,
+            Command::Rotate(args) => cli::rotate(*args).await,
             Command::Run(args) => cli::run(*args, listener).await,
             Command::Status(args) => cli::status(args).await,
             Command::Healthcheck(args) => cli::healthcheck(args).await,
