@@ -87,6 +87,8 @@ pub struct Live {
     confirmed: HashMap<Fingerprint, std::time::Instant>,
     /// The rejected live token a standby is about to replace.
     promoting: Option<Fingerprint>,
+    /// A standby whose swap failed, not tried again until the file holds another token.
+    failed_standby: Option<Fingerprint>,
     state: &'static str,
     last_probe: Option<String>,
     last_answer: Option<String>,
@@ -105,6 +107,7 @@ impl Live {
             standby_state: Standby::Missing,
             confirmed: HashMap::new(),
             promoting: None,
+            failed_standby: None,
             state: "unknown",
             last_probe: None,
             last_answer: None,
@@ -127,6 +130,22 @@ impl Live {
     /// Whether the API rejected `token`.
     pub fn is_rejected(&self, token: &Token) -> bool {
         self.rejected.contains(token.fingerprint())
+    }
+
+    /// Whether `token` is the standby file's (the spare is never a retired token).
+    pub fn is_standby(&self, token: &Token) -> bool {
+        self.standby
+            .as_ref()
+            .is_some_and(|s| s.fingerprint() == token.fingerprint())
+    }
+
+    /// The standby's swap failed: it is not deployed again until its file changes.
+    pub fn standby_failed(&mut self, why: &str) {
+        if let Some(s) = &self.standby {
+            tracing::error!(fingerprint = %s.fingerprint(), "the standby token's swap failed ({why}): not tried again until the standby file changes");
+        }
+        self.standby_state = Standby::Invalid(why.to_string());
+        self.failed_standby = self.standby.as_ref().map(|s| s.fingerprint().clone());
     }
 
     /// Whether a validated standby is waiting.
@@ -186,6 +205,8 @@ impl Live {
         self.standby = Some(token.clone());
         self.standby_state = if self.rejected.contains(&fp) {
             Standby::Invalid("the API rejected this token".into())
+        } else if self.failed_standby.as_ref() == Some(&fp) {
+            Standby::Invalid("its swap failed; write another token to the standby file".into())
         } else if is_live {
             Standby::Promoted
         } else if same && self.standby_state == Standby::Ready && !again {
@@ -214,7 +235,16 @@ impl Live {
         };
         let fp = token.fingerprint().clone();
         if self.rejected.contains(&fp) {
-            return false; // already known dead
+            // Already known dead: the periodic probe still looks for a standby that became
+            // valid (one that failed on an inconclusive answer, say).
+            if how == Probe::Periodic {
+                self.check_standby(ctx, true).await;
+                if self.standby_ready() {
+                    self.promoting = Some(fp);
+                    return true;
+                }
+            }
+            return false;
         }
         if how == Probe::Logs {
             let recent = self
@@ -299,7 +329,12 @@ impl Live {
     ) -> Option<serde_json::Value> {
         let changed = self.fingerprint().as_deref() != Some(token.fingerprint().as_str());
         if changed {
-            self.state = "ok"; // the pipeline validated it
+            // Only a validation that said so makes it `ok`; else it is not known yet.
+            self.state = if report.validation == Some("valid") {
+                "ok"
+            } else {
+                "unknown"
+            };
             self.last_answer = report.verdict.clone();
         }
         let new = token.fingerprint().to_string();

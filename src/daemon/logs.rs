@@ -4,6 +4,7 @@
 //! target's name goes on. Each stream reconnects by name after a swap, a restart or an
 //! engine outage.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,24 +36,53 @@ pub fn patterns(extra: &[Regex]) -> Vec<Regex> {
         .collect()
 }
 
-/// Starts one follower per target.
-pub fn spawn(
-    docker: Docker,
-    targets: &[String],
-    patterns: Vec<Regex>,
-    tx: Sender,
-    shared: Arc<Shared>,
-) {
-    let patterns = Arc::new(patterns);
-    for name in targets {
-        let follower = follow(
-            docker.clone(),
-            name.clone(),
-            patterns.clone(),
-            tx.clone(),
-            shared.clone(),
-        );
-        tokio::spawn(follower);
+/// The followers: which targets are wanted now, and which have a follower running.
+#[derive(Debug, Default)]
+pub struct Followers {
+    wanted: std::sync::Mutex<HashSet<String>>,
+    running: std::sync::Mutex<HashSet<String>>,
+}
+
+impl Followers {
+    /// Makes `targets` the followed set: starts a follower for each that has none; a
+    /// follower whose target is no longer wanted ends once its container is gone.
+    pub fn follow(
+        self: &Arc<Self>,
+        docker: &Docker,
+        targets: &[String],
+        patterns: &Arc<Vec<Regex>>,
+        tx: &Sender,
+        shared: &Arc<Shared>,
+    ) {
+        *self.wanted.lock().unwrap_or_else(|e| e.into_inner()) = targets.iter().cloned().collect();
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for name in targets {
+            if running.insert(name.clone()) {
+                let follower = follow(
+                    docker.clone(),
+                    name.clone(),
+                    patterns.clone(),
+                    tx.clone(),
+                    shared.clone(),
+                    self.clone(),
+                );
+                tokio::spawn(follower);
+            }
+        }
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
+    }
+
+    fn ended(&self, name: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
     }
 }
 
@@ -62,6 +92,7 @@ async fn follow(
     patterns: Arc<Vec<Regex>>,
     tx: Sender,
     shared: Arc<Shared>,
+    followers: Arc<Followers>,
 ) {
     let metrics = &shared.metrics;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
@@ -78,8 +109,12 @@ async fn follow(
             ..Default::default()
         };
         // Followed only while it runs: a stopped container's stream ends at once.
+        let found = crate::engine::inspect(&docker, &name).await;
+        if matches!(found, Ok(None)) && !followers.wanted(&name) {
+            break; // gone, and no longer a target
+        }
         let running = matches!(
-            crate::engine::inspect(&docker, &name).await,
+            found,
             Ok(Some(c)) if c.state.as_ref().and_then(|st| st.running) == Some(true)
         );
         if !running {
@@ -117,6 +152,7 @@ async fn follow(
         // The container stopped, was swapped or the engine went away: follow it by name again.
         tokio::time::sleep(backoff.next_delay()).await;
     }
+    followers.ended(&name);
 }
 
 #[cfg(test)]

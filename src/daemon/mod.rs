@@ -92,8 +92,8 @@ pub async fn run(
         tracing::warn!("{problem}");
     }
 
+    // Logs are followed by each target's own name, known from the first rotation on.
     let mut d = Daemon::new(rotator, cfg, shared, tx);
-    d.follow_logs();
     d.live.check_standby(&ctx!(d), false).await;
     let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
     let mut pending = true; // reconcile on start
@@ -163,7 +163,9 @@ struct Daemon {
     /// The targets' names as of the last rotation (label selection changes them).
     targets: Vec<String>,
     /// The targets whose logs are followed.
-    followed: std::collections::HashSet<String>,
+    followers: Arc<logs::Followers>,
+    /// The log patterns, shared by the followers.
+    patterns: Option<Arc<Vec<regex::Regex>>>,
     tx: trigger::Sender,
 }
 
@@ -171,6 +173,7 @@ impl Daemon {
     fn new(rotator: Rotator, cfg: DaemonConfig, shared: Arc<Shared>, tx: trigger::Sender) -> Self {
         // Those named; label-selected targets join at the first rotation.
         let names = rotator.targets.names.clone();
+        let patterns = cfg.log_patterns.clone().map(Arc::new);
         let standby = cfg.standby.as_ref().map(|w| w.path.clone());
         Daemon {
             live: Live::new(standby, rotator.secret.format),
@@ -183,7 +186,8 @@ impl Daemon {
             last_failed: None,
             last_event: None,
             targets: names,
-            followed: Default::default(),
+            followers: Default::default(),
+            patterns,
             tx,
         }
     }
@@ -250,7 +254,12 @@ impl Daemon {
                 self.after(&report).await;
                 return std::ops::ControlFlow::Continue(());
             }
-            live::Choice::Nothing => return std::ops::ControlFlow::Continue(()),
+            live::Choice::Nothing => {
+                // Nothing to deploy until a file changes: no retry either.
+                self.retry_at = None;
+                self.backoff.reset();
+                return std::ops::ControlFlow::Continue(());
+            }
         };
         if file == File::Primary {
             if let Some(f) = &self.last_failed {
@@ -283,14 +292,25 @@ impl Daemon {
             }
         };
         self.publish(&report);
+        if file == File::Standby
+            && !report.outcome.is_retryable()
+            && !matches!(report.outcome, Outcome::Rotated | Outcome::AlreadyCurrent)
+        {
+            // A standby whose swap failed is not deployed again until its file changes.
+            self.live
+                .standby_failed(&format!("its swap ended {}", report.outcome.label()));
+        }
         if !report.targets.is_empty() {
             self.targets = report.targets.iter().map(|t| t.name.clone()).collect();
             self.follow_logs();
         }
         if matches!(report.outcome, Outcome::Rotated | Outcome::AlreadyCurrent) {
             // What the swaps replaced may still work: watch it until the API rejects it.
+            let probing = self.rotator.pipeline.validator.is_some();
             for old in &report.retired_tokens {
-                if !self.live.is_rejected(old) {
+                // Not a token the API rejected already, not the standby kept as a spare, and
+                // only when it can be probed at all.
+                if probing && !self.live.is_rejected(old) && !self.live.is_standby(old) {
                     self.retired.retire(old.clone(), &self.shared);
                 }
             }
@@ -316,10 +336,8 @@ impl Daemon {
             self.backoff.reset();
             let failed = matches!(
                 report.outcome,
-                Outcome::Rejected
-                    | Outcome::RolledBack
-                    | Outcome::BadTarget
-                    | Outcome::CanaryFailed
+                // Not `bad_target`: a broken target says nothing about the token.
+                Outcome::Rejected | Outcome::RolledBack | Outcome::CanaryFailed
             );
             self.last_failed = if failed {
                 current_content(&self.cfg.watch.path).await
@@ -329,29 +347,14 @@ impl Daemon {
         }
     }
 
-    /// Follows the logs of every target not followed yet (label selection adds targets).
+    /// Follows the logs of the targets of the last rotation (label selection adds and
+    /// removes targets).
     fn follow_logs(&mut self) {
-        let Some(patterns) = &self.cfg.log_patterns else {
-            return;
-        };
-        let new: Vec<String> = self
-            .targets
-            .iter()
-            .filter(|t| !self.followed.contains(*t))
-            .cloned()
-            .collect();
-        if new.is_empty() {
-            return;
+        if let Some(patterns) = &self.patterns {
+            let docker = &self.rotator.docker;
+            self.followers
+                .follow(docker, &self.targets, patterns, &self.tx, &self.shared);
         }
-        let docker = self.rotator.docker.clone();
-        logs::spawn(
-            docker,
-            &new,
-            patterns.clone(),
-            self.tx.clone(),
-            self.shared.clone(),
-        );
-        self.followed.extend(new);
     }
 
     fn notify(&self, event: serde_json::Value) {

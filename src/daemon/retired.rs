@@ -144,7 +144,10 @@ impl Watch {
             r.last_answer = Some(verdict.to_string());
             r.next += 1;
             let since = r.retired_instant.elapsed();
-            r.next_at = r.retired_instant + since.max(jittered(offset));
+            // Jittered by up to 10% of the gap to the next probe (not of the whole time since
+            // retirement), and never sooner than a second from now.
+            let gap = offset.saturating_sub(since);
+            r.next_at = now.max(Instant::now()) + jittered(gap).max(Duration::from_secs(1));
             let fp = r.token.fingerprint().to_string();
             match verdict {
                 Verdict::Invalid { .. } => {
@@ -182,8 +185,8 @@ impl Watch {
     }
 
     fn publish(&self, shared: &Shared) {
-        let alive = self.tokens.iter().filter(|r| r.state != "dead").count();
-        let dead = self.tokens.len() - alive;
+        let alive = self.tokens.iter().filter(|r| r.state == "alive").count();
+        let dead = self.tokens.iter().filter(|r| r.state == "dead").count();
         shared.metrics.set_retired(alive as i64, dead as i64);
         let list = self
             .tokens

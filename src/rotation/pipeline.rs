@@ -170,6 +170,9 @@ impl Pipeline {
                     continue;
                 }
                 tried.push(key);
+                if self.stopping() {
+                    return Err(Error::Stopped);
+                }
                 t.canary(s, exec, ctx).await?;
             }
         }
@@ -184,9 +187,11 @@ impl Pipeline {
         let mut running = FuturesUnordered::new();
         let mut failures: Vec<Error> = Vec::new();
         loop {
+            // A stop (SIGTERM) lets the swaps under way finish and starts no new one.
             while running.len() < self.parallel.max(1)
                 && next < todo.len()
                 && failures.len() <= self.max_failures
+                && !self.stopping()
             {
                 let i = todo[next];
                 next += 1;
@@ -234,6 +239,8 @@ impl Pipeline {
         // The worst failure says how the rotation ended; each target's own is in its line.
         match failures.into_iter().max_by_key(|e| severity(e.outcome())) {
             Some(e) => Err(e),
+            // Stopped before every target was swapped: the rest carry the old token.
+            None if next < todo.len() => Err(Error::Stopped),
             None => Ok(Outcome::Rotated),
         }
     }

@@ -1,4 +1,5 @@
-//! Webhook notifications: a JSON POST after each rotation and each rejected token.
+//! Webhook notifications: a JSON POST for each rotation, each refused token, and each event
+//! of the live, standby and retired tokens.
 //!
 //! The body has a `text` field so a Slack-style incoming webhook shows it as a message.
 //! Delivery runs in the background with a timeout: a failing webhook is logged and never

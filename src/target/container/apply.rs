@@ -65,17 +65,17 @@ fn engine_at<'a>(
     move |e| {
         let unreachable = is_transport(&e);
         let text = ctx.redactor.redact(&describe(&e));
-        failed(target, step, unreachable, Redacted { text, source: e })
+        failed(target, step, unreachable, Redacted { text })
     }
 }
 
-/// An engine error whose message went through the redactor; the original stays the source.
+/// An engine error whose message went through the redactor. The engine's own error is not
+/// kept as the source: its text may quote what it was given (the env, with a token), and a
+/// later `{:#}` of the chain would print it.
 #[derive(Debug, thiserror::Error)]
 #[error("{text}")]
 pub struct Redacted {
     text: String,
-    #[source]
-    source: bollard::errors::Error,
 }
 
 async fn point(target: &str, step: &'static str, at: &'static str) -> Result<(), StepError> {

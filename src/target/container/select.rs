@@ -61,10 +61,17 @@ impl Selector {
 
     /// The names of the targets now: those given, then those carrying the labels (by name).
     pub async fn names(&self, docker: &Docker) -> Result<Vec<String>, TargetError> {
+        Ok(self.by_label(docker).await?.0)
+    }
+
+    /// The names of the targets now, and how many of them (at the start) were given by
+    /// name; the rest were found by label.
+    async fn by_label(&self, docker: &Docker) -> Result<(Vec<String>, usize), TargetError> {
+        let given = self.names.len();
         let mut out = self.names.clone();
         let required = self.required();
         if required.is_empty() {
-            return Ok(out);
+            return Ok((out, given));
         }
         let filter: Vec<String> = required.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let filters = HashMap::from([("label".to_string(), filter)]);
@@ -93,7 +100,7 @@ impl Selector {
                 out.push(n);
             }
         }
-        Ok(out)
+        Ok((out, given))
     }
 }
 
@@ -140,10 +147,15 @@ pub async fn select(
     selector: &Selector,
     cfg: Arc<ContainerConfig>,
 ) -> Result<Vec<ContainerTarget>, TargetError> {
-    let names = selector.names(docker).await?;
+    let (names, given) = selector.by_label(docker).await?;
     let mut out: Vec<ContainerTarget> = Vec::with_capacity(names.len());
-    for requested in &names {
-        let (name, anchor_image, labels) = observe::canonical(docker, requested).await?;
+    for (i, requested) in names.iter().enumerate() {
+        let (name, anchor_image, labels) = match observe::canonical(docker, requested).await {
+            Ok(found) => found,
+            // Found by label a moment ago and gone now (a replica scaled down): not a target.
+            Err(TargetError::NotFound(_)) if i >= given => continue,
+            Err(e) => return Err(e),
+        };
         if out.iter().any(|t| t.name == name) {
             continue;
         }

@@ -106,36 +106,51 @@ pub async fn commit(
             EngineError::new(step::COMMIT, e),
         )
     };
+    let named_done = |c: &Option<bollard::models::ContainerInspectResponse>| {
+        c.as_ref()
+            .and_then(|c| c.name.as_deref())
+            .is_some_and(|n| n.trim_start_matches('/') == done)
+    };
     let current = retrying(window, "inspect the old container", || {
         inspect(docker, &change.old_id)
     })
     .await
     .map_err(not_recorded)?;
-    let already = current
-        .as_ref()
-        .and_then(|c| c.name.as_deref())
-        .is_some_and(|n| n.trim_start_matches('/') == done);
-    if current.is_some() && !already {
-        retrying(window, "mark the old container done", || {
+    if current.is_some() && !named_done(&current) {
+        let renamed = retrying(window, "mark the old container done", || {
             rename(docker, &change.old_id, &done)
         })
-        .await
-        .map_err(not_recorded)?;
+        .await;
+        if let Err(e) = renamed {
+            // The rename may have gone through with its answer lost: look before failing.
+            let now = inspect(docker, &change.old_id).await.ok().flatten();
+            if !named_done(&now) {
+                return Err(not_recorded(e));
+            }
+        }
     }
-    // Committed from here on: what cannot be removed now, the next run removes.
-    let leftover = |e: &dyn std::fmt::Display| Settled {
+    // Committed from here on (or the old container is gone, and the verified replacement
+    // is all there is): the same settle finishes it.
+    let leftover = |e: &dyn std::fmt::Display| {
+        Settled {
         actions: Vec::new(),
         warning: Some(format!(
-            "the old container {} could not be removed: {e}",
-            short(&change.old_id)
+            "the swap is recorded as verified but could not be finished: {e}; the next run finishes it"
         )),
+    }
     };
     if let Err(e) = fault::point("before-remove").await {
         return Ok(leftover(&e));
     }
-    Ok(settle(docker, target, window)
-        .await
-        .unwrap_or_else(|e| leftover(&e)))
+    match settle(docker, target, window).await {
+        Ok(settled) => Ok(settled),
+        // Start-first: the replacement may still have its temporary name beside the old
+        // bot. Not a success: a retryable failure, which the next run finishes.
+        Err(e) if change.order == "start-first" => {
+            Err(failed(target, step::COMMIT, e.unreachable, e))
+        }
+        Err(e) => Ok(leftover(&e)),
+    }
 }
 
 /// Finishes a verified swap and undoes an unverified one, from the names and labels the
@@ -211,6 +226,10 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
                 let holder = retrying(window, "see who holds the name", || inspect(docker, target))
                     .await
                     .map_err(|e| undo_error(target, "see who holds the name", e))?;
+                // `inspect` also matches ID prefixes: only a container of that very name counts.
+                let holder = holder.filter(|h| {
+                    h.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target)
+                });
                 if let Some(h) = holder {
                     return Err(UndoError {
                         target: target.to_string(),
@@ -239,6 +258,36 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
                 ));
             }
             Marker::New => {
+                let labels = c.labels.clone().unwrap_or_default();
+                let ran = labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
+                let old_id = labels.get(labels::REPLACES).cloned().unwrap_or_default();
+                let old = if old_id.is_empty() {
+                    Some(Default::default()) // no record of what it replaces: remove it
+                } else {
+                    retrying(window, "inspect the old container", || {
+                        inspect(docker, &old_id)
+                    })
+                    .await
+                    .map_err(|e| undo_error(target, "inspect the old container", e))?
+                };
+                let Some(old): Option<bollard::models::ContainerInspectResponse> = old else {
+                    // The container it replaces is gone (an `--rm` one that exited, or
+                    // removed by hand): removing the replacement would leave no bot at all.
+                    let what = "give the replacement the name of the container that is gone";
+                    retrying(window, what, || rename(docker, &id, target))
+                        .await
+                        .map_err(|e| undo_error(target, what, e))?;
+                    if ran {
+                        retrying(window, "start the replacement", || start(docker, &id))
+                            .await
+                            .map_err(|e| undo_error(target, "start the replacement", e))?;
+                    }
+                    actions.push(format!(
+                        "the container it replaced is gone: gave the replacement {} the name",
+                        short(&id)
+                    ));
+                    continue;
+                };
                 // The original still has its name: the swap stopped before setting it aside.
                 retrying(window, "remove an unfinished replacement", || {
                     remove(docker, &id)
@@ -246,24 +295,17 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
                 .await
                 .map_err(|e| undo_error(target, "remove an unfinished replacement", e))?;
                 actions.push(format!("removed unfinished replacement {}", short(&id)));
-                let labels = c.labels.clone().unwrap_or_default();
-                let ran = labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
-                if let (true, Some(old_id)) = (ran, labels.get(labels::REPLACES)) {
-                    let old = retrying(window, "inspect the old container", || {
-                        inspect(docker, old_id)
+                let stopped = old.state.and_then(|s| s.running) != Some(true);
+                if ran && stopped && !old_id.is_empty() {
+                    retrying(window, "start the old container again", || {
+                        start(docker, &old_id)
                     })
                     .await
-                    .map_err(|e| undo_error(target, "inspect the old container", e))?;
-                    let stopped =
-                        old.is_some_and(|o| o.state.and_then(|s| s.running) != Some(true));
-                    if stopped {
-                        retrying(window, "start the old container again", || {
-                            start(docker, old_id)
-                        })
-                        .await
-                        .map_err(|e| undo_error(target, "start the old container again", e))?;
-                        actions.push(format!("started the old container {} again", short(old_id)));
-                    }
+                    .map_err(|e| undo_error(target, "start the old container again", e))?;
+                    actions.push(format!(
+                        "started the old container {} again",
+                        short(&old_id)
+                    ));
                 }
             }
             Marker::Canary => {
