@@ -66,7 +66,7 @@ fn main() {
             idle_secs: 60,
             fleet: &[1, 10, 50],
             fleet_runs: 3,
-            live: 12,
+            live: 20,
             live_idle_secs: 30,
         }
     };
@@ -1424,11 +1424,10 @@ fn live_footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
     }
     let _ = writeln!(
         md,
-        "\nWhat bounds it: the runtime and the HTTP client, not the streams: each stream past \
-         the first adds {:.0} KiB of RSS (the difference over {}). An idle stream is a socket \
-         the engine writes nothing to; a wake-up comes from elsewhere: another container \
-         starting on the engine, a request to `--listen`, a thread of the blocking pool \
-         ending.\n",
+        "\nWhat bounds it: the daemon's own base, not the streams: each stream past the first \
+         adds {:.0} KiB of RSS (the difference over {}). An idle stream is a connection the \
+         engine writes nothing to; a wake-up comes from elsewhere: another container \
+         starting on the engine, a request to `--listen`, a blocking-pool thread ending.\n",
         (sizes[1] - sizes[0]) / (MOST - 1) as f64,
         MOST - 1
     );

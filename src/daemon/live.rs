@@ -127,6 +127,11 @@ impl Live {
             .is_some_and(|(t, _)| self.rejected.contains(t.fingerprint()))
     }
 
+    /// The live token.
+    pub fn token(&self) -> Option<&Token> {
+        self.live.as_ref().map(|(t, _)| t)
+    }
+
     /// Whether the API rejected `token`.
     pub fn is_rejected(&self, token: &Token) -> bool {
         self.rejected.contains(token.fingerprint())

@@ -216,10 +216,13 @@ impl Daemon {
             }
             Trigger::TargetStarted { name, fingerprint } => {
                 let ours = fingerprint.is_some() && fingerprint == self.live.fingerprint();
-                if !ours {
-                    tracing::info!(container = %name, "a target started without the rotator's own swap: making sure it carries the live token");
+                // One that carries the live token already (the old container an undo
+                // started again, say) needs nothing.
+                if ours || self.carries_live(&name).await {
+                    return false;
                 }
-                !ours
+                tracing::info!(container = %name, "a target started without the live token: rotating it");
+                true
             }
             Trigger::EventsReconnected => true,
             Trigger::RejectedInLogs { name } => {
@@ -227,6 +230,24 @@ impl Daemon {
                 self.probe(Probe::Logs).await
             }
         }
+    }
+
+    /// Whether the container `name` carries the live token (in its own env var).
+    async fn carries_live(&self, name: &str) -> bool {
+        let Some(live) = self.live.token() else {
+            return false;
+        };
+        let Ok(Some(info)) = crate::engine::inspect(&self.rotator.docker, name).await else {
+            return false;
+        };
+        let var = info
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(crate::target::container::select::ENV_VAR_LABEL))
+            .cloned()
+            .unwrap_or_else(|| self.rotator.container.env_var.clone());
+        crate::target::container::env_value(&info, &var).is_some_and(|v| live.matches(v))
     }
 
     /// Probes the live token; returns whether the targets must be looked at (a standby

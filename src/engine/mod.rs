@@ -190,6 +190,18 @@ pub async fn remove_keep_volumes(docker: &Docker, id: &str) -> Result<(), bollar
         .v(false)
         .build();
     match docker.remove_container(id, Some(opts)).await {
+        // 409 on a forced remove: the engine is removing it already (an `--rm` container
+        // that just stopped). Wait until it is gone.
+        Err(e) if status_of(&e) == Some(409) => {
+            for _ in 0..100 {
+                match inspect(docker, id).await {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e)
+        }
         Err(e) if !is_not_found(&e) => Err(e),
         _ => Ok(()),
     }
