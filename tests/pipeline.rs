@@ -112,25 +112,7 @@ fn crash_then_recover(step: &str) -> (Value, EndState) {
 }
 
 fn fault_run(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = std::process::Command::new(support::fault_binary());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOKEN_ROTATOR_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .args(args)
-        .env("TOKEN_ROTATOR_LOG", "debug")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run the fault-injection binary");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    };
-    support::assert_no_secret(&run.all());
-    run
+    support::run_binary(&support::fault_binary(), args, env)
 }
 
 /// The one undo: the same failure in-process and after a crash ends in the same state,

@@ -240,13 +240,8 @@ impl Daemon {
         let Ok(Some(info)) = crate::engine::inspect(&self.rotator.docker, name).await else {
             return false;
         };
-        let var = info
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.as_ref())
-            .and_then(|l| l.get(crate::target::container::select::ENV_VAR_LABEL))
-            .cloned()
-            .unwrap_or_else(|| self.rotator.container.env_var.clone());
+        let var =
+            crate::target::container::select::env_var_of(&info, &self.rotator.container.env_var);
         crate::target::container::env_value(&info, &var).is_some_and(|v| live.matches(v))
     }
 

@@ -407,7 +407,12 @@ pub fn rotator(args: &[&str]) -> Run {
 
 /// Like [`rotator`], with extra env vars.
 pub fn rotator_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_token-rotator"));
+    run_binary(Path::new(env!("CARGO_BIN_EXE_token-rotator")), args, env)
+}
+
+/// Runs the rotator binary at `bin` (the fault-injection build, say) like [`rotator_env`].
+pub fn run_binary(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars() {
         if k.starts_with("TOKEN_ROTATOR_") {
             cmd.env_remove(k);

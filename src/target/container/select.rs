@@ -114,15 +114,24 @@ pub async fn names_with_env_vars(
     let names = selector.names(docker).await?;
     let mut out = Vec::with_capacity(names.len());
     for n in names {
-        let var = crate::engine::inspect(docker, &n)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|c| c.config?.labels?.get(ENV_VAR_LABEL).cloned())
-            .unwrap_or_else(|| default_env.to_string());
+        let var = match crate::engine::inspect(docker, &n).await {
+            Ok(Some(info)) => env_var_of(&info, default_env),
+            _ => default_env.to_string(),
+        };
         out.push((n, var));
     }
     Ok(out)
+}
+
+/// The env var that carries a container's token: its `token-rotator.env-var` label as
+/// written, else `default_env`.
+pub fn env_var_of(info: &bollard::models::ContainerInspectResponse, default_env: &str) -> String {
+    info.config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(ENV_VAR_LABEL))
+        .cloned()
+        .unwrap_or_else(|| default_env.to_string())
 }
 
 /// A valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).

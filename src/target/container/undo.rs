@@ -63,13 +63,7 @@ pub async fn interrupted(
         .or_else(|| found.first());
     Ok(pick.map(|(marker, c)| {
         let labels = c.labels.clone().unwrap_or_default();
-        let name = c
-            .names
-            .as_ref()
-            .and_then(|n| n.first())
-            .cloned()
-            .unwrap_or_default();
-        let rotation = name.rsplit('-').next().unwrap_or_default().to_string();
+        let rotation = rotation_of(c);
         let old_id = match marker {
             Marker::New => labels.get(labels::REPLACES).cloned().unwrap_or_default(),
             _ => c.id.clone().unwrap_or_default(),
