@@ -27,6 +27,8 @@ struct Plan {
     e2e: usize,
     idle_secs: u64,
     fleet: &'static [usize],
+    /// `--parallel` values tried for each fleet size.
+    parallel: &'static [usize],
     fleet_runs: usize,
     /// Revocations caught in a bot's log, and the idle window with many log streams.
     live: usize,
@@ -39,7 +41,8 @@ const PEER_LABEL: &str = "token-rotator-bench.peer";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only swap` (or detect, e2e, footprint, fleet, live) runs one section, to a scratch file.
+    // `--only swap` (or detect, e2e, footprint, fleet, live, proof) runs one section, to a
+    // scratch file.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -53,6 +56,7 @@ fn main() {
             e2e: 3,
             idle_secs: 5,
             fleet: &[1, 5],
+            parallel: &[1, 5],
             fleet_runs: 1,
             live: 3,
             live_idle_secs: 5,
@@ -65,6 +69,7 @@ fn main() {
             e2e: 20,
             idle_secs: 60,
             fleet: &[1, 10, 50],
+            parallel: &[1, 5, 10],
             fleet_runs: 3,
             live: 20,
             live_idle_secs: 30,
@@ -96,6 +101,10 @@ fn main() {
     if runs("live") {
         eprintln!("bench: live token watch");
         md += &live(&plan, &bin, &mut verdicts);
+    }
+    if runs("proof") {
+        eprintln!("bench: start-first downtime and the canary's cost");
+        md += &proof(&plan, &bin, &mut verdicts);
     }
     md += "\n## Targets\n\n| target | measured | |\n|---|---|---|\n";
     for (target, measured, met) in &verdicts {
@@ -1027,12 +1036,14 @@ fn measured(cmd: &mut Command) -> (bool, f64, u64) {
 fn fleet(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) -> String {
     let mut md = format!(
         "## 5. Fleet scaling\n\n\
-         One `rotate` for N targets (validated once against the stand-in API, swapped one at \
-         a time, `--settle 0`), median of {} run(s) per size.\n\n\
-         | targets | wall time | per target | peak RSS |\n|---|---|---|---|\n",
+         One `rotate` for N targets (validated once against the stand-in API, `--settle 0`), \
+         swapped `--parallel P` at a time, median of {} run(s) per cell. Peak RSS is the \
+         rotator's, from `wait4`.\n\n\
+         | targets | --parallel | wall time | per target | speed-up | peak RSS |\n|---|---|---|---|---|---|\n",
         plan.fleet_runs
     );
     let mut per_target = Vec::new();
+    let mut speedups = Vec::new();
     for &n in plan.fleet {
         let scope = Scope::new(&format!("bench-fleet-{n}"));
         let api = StandInApi::start();
@@ -1041,35 +1052,47 @@ fn fleet(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
         let names: Vec<String> = (0..n)
             .map(|i| scope.run(&format!("bot{i}"), &["-e", &env, support::bot_image()]))
             .collect();
-        let (mut walls, mut peaks) = (Vec::new(), Vec::new());
-        for _ in 0..plan.fleet_runs {
-            let file = scope.secret_file(&accepted(&api));
-            let mut cmd = Command::new(bin);
-            cmd.args(["rotate", "--secret-file", file.to_str().unwrap()])
-                .args(["--api-base-url", &api.base_url(), "--settle", "0"])
-                .env("TOKEN_ROTATOR_LOG", "error")
-                .stdout(Stdio::null());
-            for name in &names {
-                cmd.args(["--container", name]);
+        let mut serial = None;
+        for &p in plan.parallel {
+            if p > 1 && p > n {
+                continue;
             }
-            let (ok, wall, peak) = measured(&mut cmd);
-            assert!(ok, "rotating {n} targets failed");
-            walls.push(wall);
-            peaks.push(peak as f64);
+            let (mut walls, mut peaks) = (Vec::new(), Vec::new());
+            for _ in 0..plan.fleet_runs {
+                let file = scope.secret_file(&accepted(&api));
+                let mut cmd = Command::new(bin);
+                cmd.args(["rotate", "--secret-file", file.to_str().unwrap()])
+                    .args(["--api-base-url", &api.base_url(), "--settle", "0"])
+                    .args(["--parallel", &p.to_string()])
+                    .env("TOKEN_ROTATOR_LOG", "error")
+                    .stdout(Stdio::null());
+                for name in &names {
+                    cmd.args(["--container", name]);
+                }
+                let (ok, wall, peak) = measured(&mut cmd);
+                assert!(ok, "rotating {n} targets with --parallel {p} failed");
+                walls.push(wall);
+                peaks.push(peak as f64);
+            }
+            let wall = stats(&walls).median;
+            let base = *serial.get_or_insert(wall);
+            if p == 1 {
+                per_target.push((n, wall / n as f64));
+            }
+            speedups.push((n, p, base / wall));
+            let _ = writeln!(
+                md,
+                "| {n} | {p} | {} | {} | {:.2}x | {:.1} MiB |",
+                ms(wall),
+                ms(wall / n as f64),
+                base / wall,
+                stats(&peaks).median / 1024.0
+            );
         }
-        let wall = stats(&walls).median;
-        per_target.push((n, wall / n as f64));
-        let _ = writeln!(
-            md,
-            "| {n} | {} | {} | {:.1} MiB |",
-            ms(wall),
-            ms(wall / n as f64),
-            stats(&peaks).median / 1024.0
-        );
     }
     let (first, last) = (per_target[0], per_target[per_target.len() - 1]);
     verdicts.push((
-        "fleet wall time growing no faster than linearly".into(),
+        "fleet wall time growing no faster than linearly (one at a time)".into(),
         format!(
             "{} per target at {}, {} at {}",
             ms(first.1),
@@ -1079,7 +1102,104 @@ fn fleet(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
         ),
         last.1 <= first.1 * 1.1,
     ));
+    let largest = *plan.fleet.last().unwrap();
+    let widest = *plan.parallel.last().unwrap();
+    if let Some((_, _, x)) = speedups
+        .iter()
+        .find(|(n, p, _)| *n == largest && *p == widest)
+    {
+        verdicts.push((
+            format!(
+                "{largest} targets at least 4x faster with --parallel {widest} than one at a time"
+            ),
+            format!("{x:.2}x"),
+            *x >= 4.0,
+        ));
+    }
     md.push('\n');
+    md
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Proof before cutover: start-first downtime and the canary's cost
+
+/// The bot is never down with start-first: the replacement's `start` comes before the old
+/// container's `die`. The canary's cost is the `rotate` time it adds.
+fn proof(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) -> String {
+    let scope = Scope::new("bench-proof");
+    let api = StandInApi::start();
+    let label = format!("{PEER_LABEL}=start-first");
+    let old = accepted(&api);
+    let bot = support::host_bot(&scope, "bot", &old, &api.base_url(), &["--label", &label]);
+    let rotate = |extra: &[&str]| {
+        let file = scope.secret_file(&accepted(&api));
+        let launched = now();
+        let ok = Command::new(bin)
+            .args(["rotate", "--secret-file", file.to_str().unwrap()])
+            .args(["--api-base-url", &api.base_url(), "--settle", "0"])
+            .args(["--container", &bot])
+            .args(extra)
+            .env("TOKEN_ROTATOR_LOG", "error")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "rotate {extra:?} failed");
+        (launched, now())
+    };
+    // Start-first: overlap of the two copies, from the engine's events.
+    let mut overlaps = Vec::new();
+    for _ in 0..plan.swaps {
+        let (from, to) = rotate(&["--order", "start-first", "--verify-exec", "/fake-bot check"]);
+        let ev = events(&scope, from, to + 0.5);
+        let start = ev.iter().find(|e| e.action == "start").map(|e| e.at);
+        let die = ev.iter().find(|e| e.action == "die").map(|e| e.at);
+        if let (Some(start), Some(die)) = (start, die) {
+            overlaps.push(die - start);
+        }
+    }
+    let downtime: Vec<f64> = overlaps.iter().map(|o| (-o).max(0.0)).collect();
+    // Canary cost: the same rotation with and without it, interleaved.
+    let (mut plain, mut canary) = (Vec::new(), Vec::new());
+    for i in 0..plan.swaps * 2 {
+        let with = i % 2 == 1;
+        let mut extra = vec!["--verify-exec", "/fake-bot check"];
+        if with {
+            extra.push("--canary");
+        }
+        let (a, b) = rotate(&extra);
+        if with { &mut canary } else { &mut plain }.push(b - a);
+    }
+    let cost = stats(&canary).median - stats(&plain).median;
+    let mut md = format!(
+        "## 7. Start-first downtime and the canary's cost\n\n\
+         One bot on the host network, `--settle 0`, `--verify-exec '/fake-bot check'` through \
+         the stand-in API, {} rotations each. Start-first: the old container's `die` minus \
+         the replacement's `start`, from the engine's events (positive: both ran, so no \
+         downtime). Canary: `rotate` with and without `--canary` (a throwaway copy of the \
+         image runs `/fake-bot check` with the new token first), interleaved.\n\n\
+         | measure | median / p95 |\n|---|---|\n",
+        plan.swaps
+    );
+    let _ = writeln!(
+        md,
+        "| start-first: both copies running (overlap) | {} |",
+        cell(&overlaps)
+    );
+    let _ = writeln!(md, "| start-first: downtime | {} |", cell(&downtime));
+    let _ = writeln!(md, "| `rotate` without the canary | {} |", cell(&plain));
+    let _ = writeln!(md, "| `rotate` with the canary | {} |", cell(&canary));
+    let _ = writeln!(md, "| the canary's cost | {} |\n", ms(cost));
+    verdicts.push((
+        "start-first downtime 0 (the replacement starts before the old container dies)".into(),
+        format!(
+            "{} of {} swaps overlapped; worst downtime {}",
+            overlaps.iter().filter(|o| **o > 0.0).count(),
+            overlaps.len(),
+            ms(downtime.iter().cloned().fold(0.0, f64::max))
+        ),
+        !overlaps.is_empty() && overlaps.iter().all(|o| *o > 0.0),
+    ));
     md
 }
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The README's test command: sets up what the tests need, then runs them all.
-#   bash scripts/test.sh               every test (about 6 minutes, the image build included)
-#   bash scripts/test.sh --test crash  extra arguments go to `cargo test`
-# scripts/setup.sh makes sure a Docker engine answers (installing Debian's docker.io,
-# docker-compose and curl and starting dockerd if needed, which needs root). The tests build
-# token-rotator:dev themselves (scripts/build-image.sh) and drive it against the real engine.
+# The README's test command: sets up what the tests need, then runs them on two engines.
+#   bash scripts/test.sh                  every test on the machine's engine, then the
+#                                         engine-facing suites on a private Docker 26.1
+#                                         with Compose v2 (about 15 minutes in all)
+#   bash scripts/test.sh --test crash     extra arguments go to `cargo test`, in each lane
+#   TR_LANE=machine|26.1|both             which engines (default both)
+# scripts/setup.sh makes sure the machine's engine answers (installing Debian's docker.io,
+# docker-compose and curl and starting dockerd if needed, which needs root);
+# scripts/engine26.sh fetches Engine 26.1 and Compose v2.26 from Debian trixie and runs
+# them as a private engine beside it. The tests build their images themselves on the
+# engine DOCKER_HOST names, and drive token-rotator against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +18,33 @@ command -v cargo >/dev/null 2>&1 || {
   echo "test: FAILED: cargo is not installed (install the Rust toolchain, https://rustup.rs)" >&2
   exit 1
 }
-exec cargo test --locked "$@"
+
+lane=${TR_LANE:-both}
+case "$lane" in machine | 26.1 | both) ;; *)
+  echo "test: FAILED: TR_LANE must be machine, 26.1 or both, not '$lane'" >&2
+  exit 64
+  ;;
+esac
+
+# The suites that talk to the engine, run again on the private 26.1 (the rest, such as
+# the property tests and the layout test, do not depend on the engine).
+ENGINE_SUITES=(--test rotate --test preserve --test crash --test hostile --test daemon
+  --test hygiene --test engines --test start_first --test pipeline)
+
+if [ "$lane" != 26.1 ]; then
+  echo "== test lane: the machine's engine ($(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'))" >&2
+  cargo test --locked "$@"
+fi
+
+if [ "$lane" != machine ]; then
+  name=e26-tests
+  bash scripts/engine26.sh fetch
+  trap 'bash scripts/engine26.sh stop "$name"' EXIT
+  eval "$(bash scripts/engine26.sh start "$name" | sed 's/^/export /')"
+  echo "== test lane: private engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'), $("$TR_COMPOSE" version)" >&2
+  if [ "$#" -gt 0 ]; then
+    cargo test --locked "$@"
+  else
+    cargo test --locked "${ENGINE_SUITES[@]}"
+  fi
+fi

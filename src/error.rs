@@ -34,6 +34,10 @@ pub enum Outcome {
     RollbackFailed,
     /// The canary (the bot's own client, in its own image) refused the token; nothing touched.
     CanaryFailed,
+    /// The daemon was asked to stop between swaps: the targets swapped so far carry the
+    /// token, verified; the rest were not attempted and keep theirs (the next start
+    /// rotates them). Published: some targets did change.
+    Interrupted,
     /// The daemon was asked to stop before any change (while validating); nothing touched.
     /// Never published: the process is exiting.
     Stopped,
@@ -41,7 +45,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in the README's order.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Rotated,
         Outcome::AlreadyCurrent,
         Outcome::Rejected,
@@ -52,6 +56,7 @@ impl Outcome {
         Outcome::RolledBack,
         Outcome::RollbackFailed,
         Outcome::CanaryFailed,
+        Outcome::Interrupted,
     ];
 
     /// Stable label for metrics, JSON and webhooks.
@@ -67,6 +72,7 @@ impl Outcome {
             Outcome::RolledBack => "rolled_back",
             Outcome::RollbackFailed => "rollback_failed",
             Outcome::CanaryFailed => "canary_failed",
+            Outcome::Interrupted => "interrupted",
             Outcome::Stopped => "stopped",
         }
     }
@@ -74,8 +80,11 @@ impl Outcome {
     /// Process exit code of `rotate` (documented in the README).
     pub fn exit_code(self) -> u8 {
         match self {
-            // `stopped` happens only in `run`, which exits 0 on SIGTERM.
-            Outcome::Rotated | Outcome::AlreadyCurrent | Outcome::Stopped => 0,
+            // `interrupted` and `stopped` happen only in `run`, which exits 0 on SIGTERM.
+            Outcome::Rotated
+            | Outcome::AlreadyCurrent
+            | Outcome::Interrupted
+            | Outcome::Stopped => 0,
             Outcome::Rejected | Outcome::CanaryFailed => 1,
             Outcome::Inconclusive => 3,
             Outcome::BadTarget | Outcome::RolledBack => 4,
@@ -153,6 +162,12 @@ pub enum Error {
     /// Asked to stop before any change was made.
     #[error("stopped before any change: nothing was touched")]
     Stopped,
+    /// Asked to stop between swaps: those done are verified, `left` were not attempted.
+    #[error("stopped between swaps: {left} target(s) not attempted keep their token; the next start rotates them")]
+    StoppedPartway {
+        /// How many targets were not attempted.
+        left: usize,
+    },
     /// A step of a change failed; `rollback` says what undoing it did.
     #[error("{step}; {rollback}")]
     Step {
@@ -172,6 +187,7 @@ impl Error {
             Error::Inconclusive { .. } => Outcome::Inconclusive,
             Error::Connect(_) => Outcome::EngineUnavailable,
             Error::Stopped => Outcome::Stopped,
+            Error::StoppedPartway { .. } => Outcome::Interrupted,
             Error::Canary(crate::target::CanaryError::Engine {
                 unreachable: true, ..
             }) => Outcome::EngineUnavailable,

@@ -29,6 +29,7 @@ impl Daemon {
         let listen = format!("127.0.0.1:{}", free_port());
         let volume = format!("{}:{mount}:ro", dir.display());
         let group = socket_group();
+        let sock = support::socket_mount();
         let mut args: Vec<String> = [
             "--network",
             "host",
@@ -36,7 +37,7 @@ impl Daemon {
             "--group-add",
             &group,
             "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
+            &sock,
             "-v",
             &volume,
             "-e",
@@ -552,6 +553,7 @@ fn the_rotator_refuses_to_replace_its_own_container() {
     let name = scope.name("rotator-self");
     let volume = format!("{}:/secrets:ro", dir.display());
     let group = socket_group();
+    let sock = support::socket_mount();
     let label = format!("{}={}", support::SCOPE_LABEL, scope.prefix);
     let out = std::process::Command::new("docker")
         .args([
@@ -563,7 +565,7 @@ fn the_rotator_refuses_to_replace_its_own_container() {
             "--group-add",
             &group,
             "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
+            &sock,
             "-v",
             &volume,
             "--entrypoint",

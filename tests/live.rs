@@ -182,16 +182,16 @@ fn a_token_revoked_while_the_bot_runs_is_seen_in_its_logs_and_the_standby_takes_
     assert!(wait_until(5.0, || hook
         .bodies()
         .iter()
-        .any(|e| e["event"] == "standby_promoted")));
+        .any(|e| e["event"] == "standby_needed")));
     let events: Vec<String> = hook
-        .bodies()
-        .iter()
-        .filter_map(|e| e["event"].as_str().map(str::to_string))
+        .events()
+        .into_iter()
         .filter(|e| e != "rotation")
         .collect();
+    // The standby is spent once promoted: a human is asked for a new spare.
     assert_eq!(
         events,
-        ["live_token_rejected", "standby_promoted"],
+        ["live_token_rejected", "standby_promoted", "standby_needed"],
         "in order"
     );
     let rejected = hook
@@ -433,20 +433,10 @@ fn a_bot_recreated_by_compose_without_its_token_gets_the_live_token() {
     )
     .unwrap();
     let compose = |args: &[&str]| {
-        let mut argv = vec!["-p", &project, "-f", s(&compose_file)];
-        argv.extend_from_slice(args);
-        let out = std::process::Command::new("docker-compose")
-            .args(&argv)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::compose(&project, &compose_file, args);
     };
     compose(&["up", "-d"]);
-    let bot = format!("{project}_bot_1");
+    let bot = support::compose_container(&project, &compose_file, "bot");
     let base = t.api.base_url();
     let d = HostDaemon::start(
         &t.scope,

@@ -280,3 +280,77 @@ fn an_api_key_is_told_apart_with_what_it_is_for_and_logs_have_no_colour_off_a_te
         "no ANSI escapes in a pipe: {run:?}"
     );
 }
+
+#[test]
+fn sigterm_between_swaps_publishes_what_was_swapped_as_interrupted() {
+    let scope = Scope::new("op-stop-between");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let a = host_bot(&scope, "a", &old, &api.base_url(), &[]);
+    let b = host_bot(&scope, "b", &old, &api.base_url(), &[]);
+    let file = scope.secret_file(&new);
+    let hook = support::recorder::Recorder::start();
+    let base = api.base_url();
+    let listen = format!("127.0.0.1:{}", support::free_port());
+    let p = support::Paused::at(
+        "after-start",
+        &[
+            "run",
+            "--listen",
+            &listen,
+            "--secret-file",
+            s(&file),
+            "--container",
+            &a,
+            "--container",
+            &b,
+            "--parallel",
+            "1",
+            "--api-base-url",
+            &base,
+            "--settle",
+            "0.3",
+            "--notify-webhook",
+            &hook.url,
+            "--live-probe-interval",
+            "0",
+            "--log-watch",
+            "off",
+        ],
+        &[],
+    );
+    // SIGTERM while the first swap is under way: it finishes, the second never starts.
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+    p.release();
+    let run = p.wait();
+    assert_eq!(run.code, 0, "{}", run.all());
+    let carries_new: Vec<bool> = [&a, &b]
+        .iter()
+        .map(|n| support::env_of(n, ENV_VAR).as_deref() == Some(new.as_str()))
+        .collect();
+    assert_eq!(
+        carries_new.iter().filter(|c| **c).count(),
+        1,
+        "exactly one target was swapped: {}",
+        run.all()
+    );
+    let bodies = hook.bodies();
+    let last = bodies.last().expect("a webhook event");
+    assert_eq!(last["outcome"], "interrupted", "{bodies:?}");
+    let outcomes: Vec<&str> = last["report"]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        {
+            let mut o = outcomes.clone();
+            o.sort();
+            o
+        },
+        ["not_attempted", "swapped"],
+        "{bodies:?}"
+    );
+}

@@ -354,10 +354,11 @@ fn user_defined_networks_keep_aliases_and_static_ips_without_the_old_short_id() 
     assert_eq!(nets[&net_a]["IPAMConfig"]["IPv4Address"], ip.as_str());
     assert_eq!(after["HostConfig"]["NetworkMode"], net_a.as_str());
     for (net, alias) in [(&net_a, "alpha"), (&net_b, "beta")] {
-        let aliases: Vec<&str> = nets[net]["Aliases"]
-            .as_array()
-            .unwrap()
+        // Engine 25 and newer keep the short ID in `DNSNames` rather than in `Aliases`.
+        let aliases: Vec<&str> = ["Aliases", "DNSNames"]
             .iter()
+            .filter_map(|k| nets[net][*k].as_array())
+            .flatten()
             .map(|a| a.as_str().unwrap())
             .collect();
         assert!(aliases.contains(&alias), "{net}: {aliases:?}");
@@ -436,20 +437,7 @@ fn compose_still_sees_the_rotated_container() {
     )
     .unwrap();
     scope.adopt_network(&format!("{project}_default"));
-    let compose = |args: &[&str]| {
-        let mut argv = vec!["-p", &project, "-f", s(&compose_file)];
-        argv.extend_from_slice(args);
-        let out = std::process::Command::new("docker-compose")
-            .args(&argv)
-            .output()
-            .expect("docker-compose");
-        assert!(
-            out.status.success(),
-            "docker-compose {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let compose = |args: &[&str]| support::compose(&project, &compose_file, args);
     compose(&["up", "-d"]);
     let old_id = compose(&["ps", "-q", "bot"]).trim().to_string();
     let name = inspect(&old_id)["Name"]
@@ -470,6 +458,19 @@ fn compose_still_sees_the_rotated_container() {
     assert!(
         logs.contains(&support::fingerprint(&new_token)),
         "compose logs reach it: {logs}"
+    );
+    // An `up -d` of the unchanged file keeps the rotated container: compose's config
+    // hash label was copied, so it does not recreate it back to the file's old token.
+    compose(&["up", "-d"]);
+    assert_eq!(
+        compose(&["ps", "-q", "bot"]).trim(),
+        new_id,
+        "up -d left the rotated container in place"
+    );
+    assert_eq!(
+        support::env_of(&new_id, ENV_VAR).as_deref(),
+        Some(new_token.as_str()),
+        "still carrying the new token"
     );
     compose(&["down"]);
     assert!(

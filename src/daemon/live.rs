@@ -297,6 +297,7 @@ impl Live {
                             fp.as_str(),
                             self.standby_path.as_deref(),
                             &why,
+                            None,
                         ));
                     }
                     false
@@ -324,14 +325,15 @@ impl Live {
     }
 
     /// Records that the targets now carry `token` from `file`; returns the
-    /// `standby_promoted` event when this replaced a rejected live token.
+    /// `standby_promoted` event when this replaced a rejected live token, followed by
+    /// `standby_needed` (the standby is spent: no spare is left).
     pub async fn deployed(
         &mut self,
         ctx: &Ctx<'_>,
         token: Token,
         file: File,
         report: &RotationReport,
-    ) -> Option<serde_json::Value> {
+    ) -> Vec<serde_json::Value> {
         let changed = self.fingerprint().as_deref() != Some(token.fingerprint().as_str());
         if changed {
             // Only a validation that said so makes it `ok`; else it is not known yet.
@@ -345,17 +347,26 @@ impl Live {
         let new = token.fingerprint().to_string();
         let was_promoted = self.standby_state == Standby::Promoted;
         self.live = Some((token, file));
-        let event = match (file, self.promoting.take()) {
+        let events = match (file, self.promoting.take()) {
             (File::Standby, Some(old)) => {
                 self.standby_state = Standby::Promoted;
                 tracing::warn!(old = %old, new = %new, "the standby token replaced the rejected live token");
-                Some(webhook::standby_promoted(old.as_str(), &new, report))
+                tracing::error!(fingerprint = %new, "no spare standby is left: write a new token into the secret file or the standby file");
+                vec![
+                    webhook::standby_promoted(old.as_str(), &new, report),
+                    webhook::standby_needed(
+                        old.as_str(),
+                        self.standby_path.as_deref(),
+                        "the standby was promoted and is live now",
+                        Some(&new),
+                    ),
+                ]
             }
             (File::Standby, None) => {
                 self.standby_state = Standby::Promoted;
-                None
+                Vec::new()
             }
-            (File::Primary, _) => None,
+            (File::Primary, _) => Vec::new(),
         };
         if file == File::Primary && was_promoted {
             // The standby is no longer live: it waits again, if still valid.
@@ -363,7 +374,7 @@ impl Live {
             self.check_standby(ctx, true).await;
         }
         self.publish(ctx);
-        event
+        events
     }
 
     /// Writes the state into `/status` and the metrics.

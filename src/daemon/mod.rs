@@ -94,8 +94,15 @@ pub async fn run(
 
     // Logs are followed by each target's own name, known from the first rotation on.
     let mut d = Daemon::new(rotator, cfg, shared, tx);
-    d.live.check_standby(&ctx!(d), false).await;
     let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
+    // Probes, reads and inspections change nothing: a stop cuts them short (only a swap
+    // under way may delay the exit).
+    if or_stop(d.live.check_standby(&ctx!(d), false), &mut shutdown)
+        .await
+        .is_none()
+    {
+        return d.stop().await;
+    }
     let mut pending = true; // reconcile on start
     let mut next_probe = d.next_probe();
     loop {
@@ -107,31 +114,49 @@ pub async fn run(
             continue;
         }
         tokio::select! {
-            _ = &mut shutdown => {
-                d.drain(Instant::now() + d.cfg.shutdown_timeout).await;
-                return;
-            }
+            _ = &mut shutdown => return d.stop().await,
             t = rx.recv() => {
                 let Some(t) = t else {
                     tracing::error!("the watchers stopped");
                     return;
                 };
-                pending |= d.on_trigger(t).await;
+                let Some(look) = or_stop(d.on_trigger(t), &mut shutdown).await else {
+                    return d.stop().await;
+                };
+                pending |= look;
                 // Everything queued meanwhile (a burst, a change during a rotation) is one look.
                 while let Ok(t) = rx.try_recv() {
-                    pending |= d.on_trigger(t).await;
+                    let Some(look) = or_stop(d.on_trigger(t), &mut shutdown).await else {
+                        return d.stop().await;
+                    };
+                    pending |= look;
                 }
             }
             _ = sleep_until(d.retry_at), if d.retry_at.is_some() => pending = true,
             _ = sleep_until(next_probe), if next_probe.is_some() => {
-                pending |= d.probe(Probe::Periodic).await;
+                let Some(look) = or_stop(d.probe(Probe::Periodic), &mut shutdown).await else {
+                    return d.stop().await;
+                };
+                pending |= look;
                 next_probe = d.next_probe();
             }
             _ = sleep_until(d.retired.next_due()), if d.retired.next_due().is_some() => {
                 let validator = d.rotator.pipeline.validator.as_ref();
-                d.retired.probe_due(validator, &d.shared, d.cfg.webhook.as_ref()).await;
+                let probe = d.retired.probe_due(validator, &d.shared, d.cfg.webhook.as_ref());
+                if or_stop(probe, &mut shutdown).await.is_none() {
+                    return d.stop().await;
+                }
             }
         }
+    }
+}
+
+/// Runs `work` unless the daemon is asked to stop first (`None` then); only for work that
+/// changes nothing, so that cutting it short is safe.
+async fn or_stop<F: Future>(work: F, shutdown: &mut Shutdown<'_>) -> Option<F::Output> {
+    tokio::select! {
+        out = work => Some(out),
+        _ = shutdown.as_mut() => None,
     }
 }
 
@@ -331,8 +356,7 @@ impl Daemon {
                 }
             }
             self.retired.unretire(&token, &self.shared);
-            let promoted = self.live.deployed(&ctx!(self), token, file, &report).await;
-            if let Some(event) = promoted {
+            for event in self.live.deployed(&ctx!(self), token, file, &report).await {
                 self.notify(event);
             }
         }
@@ -381,6 +405,12 @@ impl Daemon {
 
     fn publish(&mut self, report: &RotationReport) {
         publish(&self.shared, &self.cfg, report, &mut self.last_event);
+    }
+
+    /// The exit on a stop: webhook deliveries in flight get the shutdown timeout.
+    async fn stop(&self) {
+        tracing::info!("stopping");
+        self.drain(Instant::now() + self.cfg.shutdown_timeout).await;
     }
 
     /// Waits for webhook deliveries in flight, until `until`.

@@ -188,6 +188,13 @@ impl Watch {
         let alive = self.tokens.iter().filter(|r| r.state == "alive").count();
         let dead = self.tokens.iter().filter(|r| r.state == "dead").count();
         shared.metrics.set_retired(alive as i64, dead as i64);
+        shared.metrics.set_oldest_alive_retired(
+            self.tokens
+                .iter()
+                .filter(|r| r.state == "alive")
+                .map(|r| r.retired_at)
+                .min(),
+        );
         let list = self
             .tokens
             .iter()

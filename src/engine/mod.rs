@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod labels;
+pub mod legacy;
 pub mod names;
 
 use std::time::Duration;
@@ -75,7 +76,7 @@ impl EngineError {
 #[error("{}", describe(.0))]
 pub struct Failure(#[source] pub bollard::errors::Error);
 
-fn host() -> String {
+pub(crate) fn host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
@@ -106,6 +107,12 @@ pub async fn connect() -> Result<Docker, ConnectError> {
         )));
     }
     Ok(docker)
+}
+
+/// The API version agreed with the engine, as `(major, minor)`.
+pub fn api_version(docker: &Docker) -> (usize, usize) {
+    let v = docker.client_version();
+    (v.major_version, v.minor_version)
 }
 
 /// An engine error in one line, e.g. `engine answered 404: No such container: bot`.
@@ -248,10 +255,22 @@ pub fn own_container_id() -> Option<String> {
 }
 
 fn find_container_id(mountinfo: &str) -> Option<String> {
-    // Docker bind-mounts /etc/hostname from /var/lib/docker/containers/<64 hex>/hostname.
+    // Docker bind-mounts /etc/hostname (and resolv.conf, hosts) from
+    // <data-root>/containers/<64 hex>/. Only those mount points say whose container this
+    // is: on the host, another container's `--ipc shareable` shm mount also holds a
+    // `/containers/<id>/` path, and it is not ours.
     mountinfo.lines().find_map(|line| {
-        let idx = line.find("/containers/")?;
-        let rest = &line[idx + "/containers/".len()..];
+        let mut fields = line.split(' ');
+        let root = fields.nth(3)?;
+        let mount_point = fields.next()?;
+        if !matches!(
+            mount_point,
+            "/etc/hostname" | "/etc/resolv.conf" | "/etc/hosts"
+        ) {
+            return None;
+        }
+        let idx = root.find("/containers/")?;
+        let rest = &root[idx + "/containers/".len()..];
         let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
         (id.len() == 64 && rest[64..].starts_with('/')).then_some(id)
     })
@@ -270,5 +289,14 @@ mod tests {
             Some(id)
         );
         assert_eq!(find_container_id("1 2 3 / / rw\n"), None);
+    }
+
+    #[test]
+    fn another_containers_shm_mount_on_the_host_is_not_ours() {
+        let id = "b".repeat(64);
+        let shm = format!(
+            "700 29 0:60 / /var/lib/docker/containers/{id}/mounts/shm rw,nosuid - tmpfs shm rw"
+        );
+        assert_eq!(find_container_id(&format!("1 2 3 / / rw\n{shm}\n")), None);
     }
 }

@@ -1,11 +1,13 @@
 //! The pipeline: one rotation of one token into a set of targets, top to bottom.
 //!
 //! lock → finish or undo an interrupted change → observe → validate once → canary (once
-//! per image, with `--canary`) → per target: apply → verify → commit, or undo. Targets are observed before the API is asked, so a
-//! rotation with nothing to do costs no probe (probes count against the subscription).
-//! Targets change up to `--parallel` at a time; after more than `--max-failures` failures
-//! (0 by default: the first) no new change starts, so the rest keep their working token. The undo is the target's one undo, the same the next run uses
-//! after a crash.
+//! per image, with `--canary`) → per target: apply → verify → commit, or undo.
+//!
+//! Targets are observed before the API is asked, so a rotation with nothing to do costs no
+//! probe (probes count against the subscription). Targets change up to `--parallel` at a
+//! time; after more than `--max-failures` failures (0 by default: the first) no new change
+//! starts, so the rest keep their working token. The undo is the target's one undo, the
+//! same the next run uses after a crash.
 
 use std::time::Instant;
 
@@ -83,7 +85,8 @@ impl Pipeline {
         let mut order: Vec<&T> = targets.iter().collect();
         order.sort_by_key(|t| t.key());
         for t in order {
-            locks.push(t.lock(&self.locker).await?);
+            // Waiting for another rotator's lock changes nothing: a stop ends the wait.
+            locks.push(self.unless_stopped(t.lock(&self.locker)).await??);
         }
 
         // 2. Finish or undo whatever change a crash (or a failed undo) left behind.
@@ -215,9 +218,13 @@ impl Pipeline {
                     let r = &mut report.targets[i];
                     r.outcome = TargetOutcome::Swapped;
                     r.new_id = Some(c.new_id);
-                    r.warning = settled.warning;
+                    r.warning = match (c.note, settled.warning) {
+                        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                        (a, b) => a.or(b),
+                    };
                     r.order = Some(c.order);
                     r.order_note = c.order_note;
+                    r.dependents = c.dependents;
                     if let Some(old) = s.current_secret().filter(|v| !v.is_empty()) {
                         report.retire(Token::new(old.to_string()));
                     }
@@ -239,8 +246,12 @@ impl Pipeline {
         // The worst failure says how the rotation ended; each target's own is in its line.
         match failures.into_iter().max_by_key(|e| severity(e.outcome())) {
             Some(e) => Err(e),
-            // Stopped before every target was swapped: the rest carry the old token.
-            None if next < todo.len() => Err(Error::Stopped),
+            // Stopped before every target was swapped: the rest carry the old token. Nothing
+            // changed only if no swap had started.
+            None if next == 0 && !todo.is_empty() => Err(Error::Stopped),
+            None if next < todo.len() => Err(Error::StoppedPartway {
+                left: todo.len() - next,
+            }),
             None => Ok(Outcome::Rotated),
         }
     }
@@ -317,5 +328,6 @@ fn line<S>(s: &Observed<S>) -> TargetReport {
         warning: None,
         order: None,
         order_note: None,
+        dependents: Vec::new(),
     }
 }

@@ -68,6 +68,8 @@ pub struct TargetReport {
     pub order: Option<&'static str>,
     /// Why it is not the order asked for, if it is not.
     pub order_note: Option<String>,
+    /// Containers sharing its namespaces, recreated onto the replacement with it.
+    pub dependents: Vec<crate::target::DependentChange>,
 }
 
 /// Everything one rotation did. Serialized, this is the JSON of `rotate --json`.
@@ -169,6 +171,14 @@ impl RotationReport {
                         short(t.old_id.as_deref().unwrap_or("")),
                         short(t.new_id.as_deref().unwrap_or(""))
                     );
+                    for d in &t.dependents {
+                        s.push_str(&format!(
+                            "; {} (shares its namespaces) recreated onto it ({} -> {})",
+                            d.name,
+                            short(&d.old_id),
+                            short(&d.new_id)
+                        ));
+                    }
                     if let Some(w) = &t.warning {
                         s.push_str(&format!("; warning: {w}"));
                     }

@@ -19,13 +19,20 @@ pub enum TokenFormat {
 pub struct Fingerprint(String);
 
 impl Fingerprint {
-    /// Fingerprint of an exact secret value.
+    /// Fingerprint of an exact secret value; an empty value (`VAR=`) is no token and is
+    /// named `empty`, not by the digest of nothing.
     pub fn of(secret: &str) -> Self {
+        if secret.is_empty() {
+            return Fingerprint(Self::EMPTY.to_string());
+        }
         let digest = Sha256::digest(secret.as_bytes());
         Fingerprint(hex::encode(&digest[..6]))
     }
 
-    /// The 12 hex digits.
+    /// What an empty value is called where a fingerprint would stand.
+    pub const EMPTY: &'static str = "empty";
+
+    /// The 12 hex digits (or `empty`).
     pub fn as_str(&self) -> &str {
         &self.0
     }

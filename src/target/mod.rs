@@ -105,6 +105,26 @@ pub struct Change {
     pub order: &'static str,
     /// Why the order asked for could not be used, if so.
     pub order_note: Option<String>,
+    /// Something the report should say about the replacement (e.g. that it names its
+    /// image by ID because the target's tag moved).
+    pub note: Option<String>,
+    /// Containers sharing the target's namespaces, recreated onto its replacement.
+    pub dependents: Vec<DependentChange>,
+}
+
+/// A container that shares a target's namespaces, recreated onto the target's replacement
+/// as part of the same swap (and undone with it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DependentChange {
+    /// Its name.
+    pub name: String,
+    /// The container it was.
+    pub old_id: String,
+    /// Its copy, pointed at the replacement.
+    pub new_id: String,
+    /// Whether it ran (a stopped one gets a stopped copy).
+    #[serde(skip)]
+    pub running: bool,
 }
 
 /// An unfinished change the engine shows.
@@ -151,6 +171,10 @@ pub enum TargetError {
     /// The name given is one of the rotator's temporary containers.
     #[error("target container {0:?} is a temporary container of an unfinished token-rotator swap; name the original container instead")]
     SwapLeftover(String),
+    /// The target is paused: a replacement would have to run (to be verified) while the
+    /// operator wants it frozen.
+    #[error("target container {0:?} is paused: its replacement would have to run to be verified; `docker unpause` it to rotate it (and pause it again after), nothing was touched")]
+    Paused(String),
     /// A label on the target that token-rotator reads is malformed.
     #[error("target container {name:?} has a malformed label {label}: {why}")]
     BadLabel {

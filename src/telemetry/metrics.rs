@@ -87,6 +87,7 @@ pub struct Metrics {
     log_streams: Gauge,
     retired: Family<StateLabels, Gauge>,
     retired_alive: Histogram,
+    oldest_alive: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// The label sets exported now, to replace them when the targets change.
     exported: Mutex<(Vec<DeployedLabels>, Vec<TargetLabels>)>,
 }
@@ -191,6 +192,12 @@ impl Default for Metrics {
             "How long retired tokens kept working after their retirement, until rejected",
             retired_alive.clone(),
         );
+        let oldest_alive = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "oldest_alive_retired_token_timestamp_seconds",
+            "Unix time at which the oldest retired token that the API still accepts was retired (0: none)",
+            oldest_alive.clone(),
+        );
         // An info metric: exposed as `token_rotator_build_info{version} 1`.
         let build = Info::new(BuildLabels {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -210,6 +217,7 @@ impl Default for Metrics {
             log_streams,
             retired,
             retired_alive,
+            oldest_alive,
             exported: Mutex::default(),
         }
     }
@@ -313,6 +321,14 @@ impl Metrics {
             };
             self.retired.get_or_create(&labels).set(n);
         }
+    }
+
+    /// When the oldest retired token still accepted was retired (`None`: there is none).
+    pub fn set_oldest_alive_retired(&self, at: Option<std::time::SystemTime>) {
+        let secs = at
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.oldest_alive.set(secs);
     }
 
     /// A retired token was first seen rejected, `alive_for` after its retirement.

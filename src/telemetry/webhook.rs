@@ -160,16 +160,24 @@ pub fn standby_needed(
     live: &str,
     standby_file: Option<&std::path::Path>,
     why: &str,
+    promoted: Option<&str>,
 ) -> serde_json::Value {
     let place = standby_file.map_or_else(
         || "set --standby-file and write a spare token there, or write a new token into the secret file".to_string(),
         |p| format!("write a new token (claude setup-token) into {} or into the secret file", p.display()),
     );
-    let text = format!(
-        "token-rotator: the live token {live} was rejected and there is no valid standby ({why}); \
-         the bots were left as they are. A human must act: {place}."
-    );
+    let text = match promoted {
+        None => format!(
+            "token-rotator: the live token {live} was rejected and there is no valid standby ({why}); \
+             the bots were left as they are. A human must act: {place}."
+        ),
+        Some(now) => format!(
+            "token-rotator: the standby token {now} replaced the rejected token {live} and is live now; \
+             no spare is left for the next failure ({why}). A human must act: {place}."
+        ),
+    };
     json!({ "event": "standby_needed", "text": text, "fingerprint": live, "reason": why,
+            "live_fingerprint": promoted.unwrap_or(live),
             "standby_file": standby_file.map(|p| p.display().to_string()) })
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod engine;
 pub mod proxy;
 pub mod recorder;
 pub mod updates;
@@ -459,10 +460,59 @@ pub fn rotator_image() -> &'static str {
     "token-rotator:dev"
 }
 
+/// The engine's socket on the host: `DOCKER_HOST` (the private engine's lane) or the
+/// machine's own.
+pub fn engine_socket() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
+}
+
+/// The compose tool of this lane: `TR_COMPOSE` (Compose v2 beside the private engine,
+/// run standalone) or the machine's `docker-compose`.
+pub fn compose_bin() -> String {
+    std::env::var("TR_COMPOSE").unwrap_or_else(|_| "docker-compose".into())
+}
+
+/// Runs compose on `project` and `file`, panicking with stderr on failure; returns stdout.
+pub fn compose(project: &str, file: &Path, args: &[&str]) -> String {
+    let bin = compose_bin();
+    let out = Command::new(&bin)
+        .args(["-p", project, "-f"])
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{bin} cannot run ({e}): run scripts/setup.sh"));
+    assert!(
+        out.status.success(),
+        "{bin} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The name of a compose service's one container (v1 says `P_bot_1`, v2 `P-bot-1`).
+pub fn compose_container(project: &str, file: &Path, service: &str) -> String {
+    let id = compose(project, file, &["ps", "-q", service])
+        .trim()
+        .to_string();
+    inspect(&id)["Name"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// `-v` for a sidecar container: the engine's socket at the standard path inside.
+pub fn socket_mount() -> String {
+    format!("{}:/var/run/docker.sock", engine_socket().display())
+}
+
 /// The group owning the Docker socket, for `--group-add` (the image runs as non-root).
 pub fn socket_group() -> String {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/var/run/docker.sock")
+    std::fs::metadata(engine_socket())
         .map(|m| m.gid().to_string())
         .unwrap_or_else(|_| "0".into())
 }

@@ -17,13 +17,6 @@ pub struct EngineProxy {
     open: Arc<Mutex<Vec<UnixStream>>>,
 }
 
-fn engine_socket() -> PathBuf {
-    match std::env::var("DOCKER_HOST") {
-        Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
-        _ => PathBuf::from("/var/run/docker.sock"),
-    }
-}
-
 fn pump(mut from: UnixStream, mut to: UnixStream) {
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -78,7 +71,7 @@ impl EngineProxy {
                 match l.accept() {
                     Ok((client, _)) => {
                         client.set_nonblocking(false).unwrap();
-                        let Ok(engine) = UnixStream::connect(engine_socket()) else {
+                        let Ok(engine) = UnixStream::connect(super::engine_socket()) else {
                             continue;
                         };
                         let mut o = open.lock().unwrap();

@@ -39,9 +39,21 @@ impl Recorder {
         }
     }
 
-    /// Everything received so far.
+    /// Everything received so far; every body goes through the leak check first.
     pub fn bodies(&self) -> Vec<serde_json::Value> {
-        self.bodies.lock().unwrap().clone()
+        let bodies = self.bodies.lock().unwrap().clone();
+        for b in &bodies {
+            super::assert_no_secret(&b.to_string());
+        }
+        bodies
+    }
+
+    /// The `event` field of every body received so far, in order.
+    pub fn events(&self) -> Vec<String> {
+        self.bodies()
+            .iter()
+            .filter_map(|b| b["event"].as_str().map(str::to_string))
+            .collect()
     }
 }
 

@@ -18,7 +18,7 @@ use super::spec::replacement;
 use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
-use crate::engine::{describe, is_transport, rename, short, start, stop};
+use crate::engine::{api_version, describe, is_transport, legacy, rename, short, start, stop};
 use crate::target::{fault, Change, Ctx, Observed, StepError};
 
 /// The steps of a swap, as named in errors.
@@ -78,6 +78,13 @@ pub struct Redacted {
     text: String,
 }
 
+impl Redacted {
+    /// Text that has been through the redactor already (or holds nothing secret).
+    pub fn new(text: String) -> Self {
+        Redacted { text }
+    }
+}
+
 async fn point(target: &str, step: &'static str, at: &'static str) -> Result<(), StepError> {
     fault::point(at)
         .await
@@ -89,13 +96,14 @@ pub async fn apply(
     docker: &Docker,
     seen: &Observed<Inspected>,
     cfg: &ContainerConfig,
+    has_dependents: bool,
     ctx: Ctx<'_>,
 ) -> Result<Change, StepError> {
     let name = seen.name.as_str();
     let old = &seen.state.0;
     let at = |step| engine_at(name, step, ctx);
 
-    let image = image_ref(docker, old).await;
+    let (image, note) = image_ref(docker, old).await;
     let labels = [
         (labels::FINGERPRINT, ctx.token.fingerprint().to_string()),
         (labels::ROTATION, ctx.rotation.to_string()),
@@ -105,21 +113,30 @@ pub async fn apply(
         (labels::OLD_RUNNING, seen.running.to_string()),
     ];
     point(name, step::CREATE, "before-create").await?;
-    let spec = replacement(old, &image, &cfg.env_var, ctx.token.expose(), &labels)
+    let api = api_version(docker);
+    let env = Some((cfg.env_var.as_str(), ctx.token.expose()));
+    let spec = replacement(old, &image, env, &labels, api)
         .map_err(|e| failed(name, step::PREPARE, false, e))?;
-    let created = docker
-        .create_container(
-            Some(
-                CreateContainerOptionsBuilder::default()
-                    .name(&Marker::New.name(name, ctx.rotation))
-                    .build(),
-            ),
-            spec.body,
-        )
-        .await
-        .map_err(at(step::CREATE))?;
+    let new_name = Marker::New.name(name, ctx.rotation);
+    let created = match &spec.legacy_mac {
+        // Only `Config.MacAddress` carries it on API < 1.44.
+        Some(mac) => legacy::create_with_mac(docker, &new_name, &spec.body, mac).await,
+        None => {
+            docker
+                .create_container(
+                    Some(
+                        CreateContainerOptionsBuilder::default()
+                            .name(&new_name)
+                            .build(),
+                    ),
+                    spec.body,
+                )
+                .await
+        }
+    }
+    .map_err(at(step::CREATE))?;
     let new_id = created.id;
-    let (order, order_note) = order_for(seen, cfg);
+    let (order, order_note) = order_for(seen, cfg, has_dependents);
     let change = Change {
         rotation: ctx.rotation.to_string(),
         old_id: seen.id.clone(),
@@ -127,6 +144,8 @@ pub async fn apply(
         old_running: seen.running,
         order: order.label(),
         order_note,
+        note,
+        dependents: Vec::new(),
     };
     point(name, step::CREATE, "after-create").await?;
     tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");
@@ -198,11 +217,21 @@ pub async fn apply(
 
 /// The order this target can take: `start-first` needs two copies to run at once, which
 /// fixed host ports, a static IP, another container's network or host devices forbid.
-pub fn order_for(seen: &Observed<Inspected>, cfg: &ContainerConfig) -> (Order, Option<String>) {
+pub fn order_for(
+    seen: &Observed<Inspected>,
+    cfg: &ContainerConfig,
+    has_dependents: bool,
+) -> (Order, Option<String>) {
     if cfg.order == Order::StopFirst || !seen.running {
         return (Order::StopFirst, None);
     }
-    match start_first_blocker(&seen.state.0) {
+    let blocker = start_first_blocker(&seen.state.0).or_else(|| {
+        has_dependents.then(|| {
+            "other containers share its namespaces, and they follow it onto the replacement"
+                .to_string()
+        })
+    });
+    match blocker {
         None => (Order::StartFirst, None),
         Some(why) => {
             tracing::warn!(container = %seen.name, "start-first is not possible ({why}): falling back to stop-first");
@@ -260,22 +289,33 @@ pub fn start_first_blocker(old: &bollard::models::ContainerInspectResponse) -> O
     None
 }
 
-/// The image by name if that name still points at the same image, else by ID.
-async fn image_ref(docker: &Docker, old: &bollard::models::ContainerInspectResponse) -> String {
+/// The image by name if that name still points at the same image, else by ID with a
+/// note saying why (`docker ps` then shows the ID; no name of the old image is left that
+/// the engine could resolve, short of a tag token-rotator would have to invent).
+pub(crate) async fn image_ref(
+    docker: &Docker,
+    old: &bollard::models::ContainerInspectResponse,
+) -> (String, Option<String>) {
     let id = old.image.clone().unwrap_or_default();
     let name = old
         .config
         .as_ref()
         .and_then(|c| c.image.clone())
         .unwrap_or_default();
-    if !name.is_empty() && name != id {
-        if let Ok(img) = docker.inspect_image(&name).await {
-            if img.id.as_deref() == Some(id.as_str()) {
-                return name; // keeps `docker ps` readable
-            }
+    if name.is_empty() || name == id || name.starts_with("sha256:") {
+        return (id, None);
+    }
+    match docker.inspect_image(&name).await {
+        Ok(img) if img.id.as_deref() == Some(id.as_str()) => (name, None), // keeps `docker ps` readable
+        _ => {
+            let note = format!(
+                "the image name {name:?} no longer points at the image the container ran; the replacement runs that same image by its ID {} (docker ps shows the ID)",
+                short(id.trim_start_matches("sha256:"))
+            );
+            tracing::warn!(container = ?old.name, "{note}");
+            (id, Some(note))
         }
     }
-    id
 }
 
 async fn connect(

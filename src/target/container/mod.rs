@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod canary;
+pub mod dependents;
 pub mod observe;
 pub mod select;
 pub mod spec;
@@ -75,6 +76,8 @@ pub struct ContainerTarget {
     /// A local image to create the lock marker from.
     anchor_image: String,
     cfg: Arc<ContainerConfig>,
+    /// The containers sharing its namespaces, found when it was selected.
+    dependents: Vec<dependents::Dependent>,
 }
 
 impl Target for ContainerTarget {
@@ -120,11 +123,23 @@ impl Target for ContainerTarget {
     }
 
     async fn apply(&self, seen: &Observed<Inspected>, ctx: Ctx<'_>) -> Result<Change, StepError> {
-        apply::apply(&self.docker, seen, &self.cfg, ctx).await
+        let has = !self.dependents.is_empty();
+        let mut change = apply::apply(&self.docker, seen, &self.cfg, has, ctx).await?;
+        // Those sharing its namespaces follow it onto the replacement; a failure here is
+        // undone with the target, by the same undo.
+        for dep in &self.dependents {
+            let d = dependents::apply(&self.docker, &self.name, dep, &change.new_id, ctx).await?;
+            change.dependents.push(d);
+        }
+        Ok(change)
     }
 
     async fn verify(&self, change: &Change, ctx: Ctx<'_>) -> Result<(), StepError> {
-        verify::verify_change(&self.docker, &self.name, change, &self.cfg, ctx).await
+        verify::verify_change(&self.docker, &self.name, change, &self.cfg, ctx).await?;
+        for dep in &change.dependents {
+            dependents::verify(&self.docker, &self.name, dep).await?;
+        }
+        Ok(())
     }
 
     async fn commit(&self, change: &Change) -> Result<Settled, StepError> {

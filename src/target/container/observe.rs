@@ -138,6 +138,9 @@ pub async fn observe(
             });
         }
     }
+    if info.state.as_ref().and_then(|s| s.paused) == Some(true) {
+        return Err(TargetError::Paused(requested.to_string()));
+    }
     // Only the rotator's own names count: a target called `app-tr-eu` is an ordinary target.
     if Marker::parse(&own_name).is_some() {
         return Err(TargetError::SwapLeftover(requested.to_string()));

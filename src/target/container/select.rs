@@ -187,7 +187,19 @@ pub async fn select(
             name,
             anchor_image,
             cfg,
+            dependents: Vec::new(),
         });
+    }
+    // Who shares their namespaces, for all targets at once.
+    let mut ids = Vec::with_capacity(out.len());
+    for t in &out {
+        if let Ok(Some(info)) = crate::engine::inspect(docker, &t.name).await {
+            ids.push((t.name.clone(), info.id.unwrap_or_default()));
+        }
+    }
+    let mut deps = super::dependents::scan(docker, &ids).await?;
+    for t in &mut out {
+        t.dependents = deps.remove(&t.name).unwrap_or_default();
     }
     Ok(out)
 }

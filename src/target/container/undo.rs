@@ -61,6 +61,26 @@ pub async fn interrupted(
         .iter()
         .find(|(m, _)| *m == Marker::Done)
         .or_else(|| found.first());
+    if pick.is_none() {
+        // The target's swap settled, its dependents' not (a crash in between): undo()
+        // settles them, finished or undone as their target's swap was.
+        let left = super::dependents::leftovers(docker, target, window)
+            .await
+            .map_err(|e| EngineError::new(format!("list the dependents of {target:?}"), e))?;
+        return Ok(left.then(|| Interrupted {
+            committed: false,
+            change: Change {
+                rotation: String::new(),
+                old_id: String::new(),
+                new_id: String::new(),
+                old_running: false,
+                order: "",
+                order_note: None,
+                note: None,
+                dependents: Vec::new(),
+            },
+        }));
+    }
     Ok(pick.map(|(marker, c)| {
         let labels = c.labels.clone().unwrap_or_default();
         let rotation = rotation_of(c);
@@ -78,6 +98,8 @@ pub async fn interrupted(
                     || labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true"),
                 order: "",
                 order_note: None,
+                note: None,
+                dependents: Vec::new(),
             },
         }
     }))
@@ -312,6 +334,8 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
             Marker::Lock => {}
         }
     }
+    // The containers sharing its namespaces follow the target's swap, either way.
+    actions.extend(super::dependents::settle(docker, target, window).await?);
     for line in &actions {
         tracing::info!(container = target, "settled a swap: {line}");
     }

@@ -60,6 +60,14 @@ pub enum VerifyError {
         /// The engine's error, if any.
         detail: String,
     },
+    /// The engine restarted it (or is about to): it crashed at least once.
+    #[error("the new container crashed and was restarted by its restart policy ({restarts} restart(s){detail})")]
+    Restarted {
+        /// The engine's restart count (0 while it is between two restarts).
+        restarts: i64,
+        /// Its last exit code and the engine's error, if any.
+        detail: String,
+    },
     /// Its healthcheck failed.
     #[error("the new container is unhealthy: {0}")]
     Unhealthy(String),
@@ -219,41 +227,35 @@ fn running_for_settle(
     redactor: &Redactor,
 ) -> Result<(), Check> {
     let state = info.state.clone().unwrap_or_default();
-    if state.restarting.unwrap_or(false) {
+    let detail = |state: &bollard::models::ContainerState| {
+        state
+            .error
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .map(|e| format!(": {}", redactor.redact(e)))
+            .unwrap_or_default()
+    };
+    // A new container that the engine restarted, or is restarting, crashed: on 20.10 a
+    // crash loop can look running (exit 0, restart count 3) at the moment of a check, so
+    // the count decides, whatever the settle, on every engine.
+    let restarts = info.restart_count.unwrap_or(0);
+    if restarts > 0 || state.restarting.unwrap_or(false) {
         *seen_start = None;
-        return Err(Check::Pending(format!(
-            "restarting (exit code {})",
-            state.exit_code.unwrap_or(0)
-        )));
+        return Err(Check::Failed(VerifyError::Restarted {
+            restarts,
+            detail: format!(
+                ", last exit code {}{}",
+                state.exit_code.unwrap_or(0),
+                detail(&state)
+            ),
+        }));
     }
     if !state.running.unwrap_or(false) {
-        let restarts = info
-            .host_config
-            .as_ref()
-            .and_then(|h| h.restart_policy.as_ref())
-            .and_then(|p| p.name)
-            .is_some_and(|n| {
-                !matches!(
-                    n,
-                    bollard::models::RestartPolicyNameEnum::NO
-                        | bollard::models::RestartPolicyNameEnum::EMPTY
-                )
-            });
-        let exited = VerifyError::Exited {
+        // Exited: with or without a restart policy, it did not stay up.
+        return Err(Check::Failed(VerifyError::Exited {
             code: state.exit_code.unwrap_or(-1),
-            detail: state
-                .error
-                .filter(|e| !e.is_empty())
-                .map(|e| format!(": {}", redactor.redact(&e)))
-                .unwrap_or_default(),
-        };
-        // With a restart policy the engine may bring it back: wait for the timeout.
-        return Err(if restarts {
-            *seen_start = None;
-            Check::Pending(exited.to_string())
-        } else {
-            Check::Failed(exited)
-        });
+            detail: detail(&state),
+        }));
     }
     let started = state.started_at.unwrap_or_default();
     let since = match seen_start {

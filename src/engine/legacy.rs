@@ -1,0 +1,74 @@
+//! `POST /containers/create` with a top-level `MacAddress`, for engines older than API
+//! 1.44: they read a container's MAC address only from there, and bollard's create body
+//! has no such field. Used only when a target's MAC was set by the user.
+
+use bollard::models::{ContainerCreateBody, ContainerCreateResponse};
+use bollard::Docker;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyperlocal::{UnixClientExt, UnixConnector, Uri};
+
+/// Creates container `name` from `body` with `Config.MacAddress = mac`, on the same unix
+/// socket and API version as `docker`. Errors take bollard's shape, so callers read them
+/// the same way as any other engine error.
+pub async fn create_with_mac(
+    docker: &Docker,
+    name: &str,
+    body: &ContainerCreateBody,
+    mac: &str,
+) -> Result<ContainerCreateResponse, bollard::errors::Error> {
+    let host = super::host();
+    let Some(socket) = host.strip_prefix("unix://") else {
+        return Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 400,
+            message: format!("a user-set MAC address can be kept on this engine (API older than 1.44) only over a unix socket, not {host}"),
+        });
+    };
+    let mut json = serde_json::to_value(body)?;
+    json["MacAddress"] = serde_json::Value::String(mac.to_string());
+    let v = docker.client_version();
+    let query: String = url_encode(name);
+    let path = format!(
+        "/v{}.{}/containers/create?name={query}",
+        v.major_version, v.minor_version
+    );
+    let client: Client<UnixConnector, Full<Bytes>> = Client::unix();
+    let req = hyper::Request::post(hyper::Uri::from(Uri::new(socket, &path)))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(&json)?)))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .to_bytes();
+    if !(200..300).contains(&status) {
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        return Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: status,
+            message,
+        });
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Percent-encodes a container name for a query string (names are `[a-zA-Z0-9_.-]`, so
+/// this is only a guard).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,475 @@
+//! Containers that share a target's namespaces (`--network`, `--pid` or `--ipc`
+//! `container:TARGET`, compose `network_mode: service:bot`): the engine pins them to the
+//! target's container ID, so a swap must recreate them onto the replacement, or they are
+//! left pointing at a removed container (a network sidecar with only `lo`, a dead
+//! PID-sharing one).
+//!
+//! A dependent is swapped like a target, with its env unchanged and its mode pointed at the
+//! replacement, and it carries the label [`DEPENDENT_OF`]. Whether its swap is finished or
+//! undone follows its target's: after the target's own settle, the container under the
+//! target's name tells (the replacement of that rotation: finish; else: undo), the same
+//! after a failed step and after a crash.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerInspectResponse, ContainerSummary, HostConfig};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
+use bollard::Docker;
+use futures_util::stream::{self, StreamExt};
+
+use super::apply::{failed, now_rfc3339, step, Redacted};
+use super::spec::replacement;
+use crate::engine::names::Marker;
+use crate::engine::{api_version, describe, inspect, is_transport, labels, legacy};
+use crate::engine::{remove_keep_volumes as remove, rename, retrying, short, start, stop};
+use crate::engine::{EngineError, Failure};
+use crate::target::{Ctx, DependentChange, StepError, TargetError, UndoError};
+
+/// Label on a dependent's replacement: the name of the target whose namespaces it shares.
+pub const DEPENDENT_OF: &str = "token-rotator.dependent-of";
+
+/// How a container depends on another: the modes that can name one.
+fn modes(h: &HostConfig) -> [Option<&str>; 3] {
+    [
+        h.network_mode.as_deref(),
+        h.pid_mode.as_deref(),
+        h.ipc_mode.as_deref(),
+    ]
+}
+
+/// Whether `info` shares a namespace of the container `id` (or named `name`).
+fn depends_on(info: &ContainerInspectResponse, id: &str, name: &str) -> bool {
+    let Some(h) = info.host_config.as_ref() else {
+        return false;
+    };
+    modes(h).into_iter().flatten().any(|m| {
+        m.strip_prefix("container:").is_some_and(|other| {
+            other == id || other == name || (other.len() >= 12 && id.starts_with(other))
+        })
+    })
+}
+
+/// One container that shares a target's namespaces, as it was before anything was touched.
+#[derive(Debug, Clone)]
+pub struct Dependent {
+    /// Its name.
+    pub name: String,
+    /// Whether it ran (it may die once its target stops: a shared PID namespace).
+    pub running: bool,
+}
+
+/// For each target (by name, with its container ID), the containers that share one of
+/// its namespaces. One listing and one inspection per other container, for the whole
+/// rotation: the modes that matter are not in the listing.
+pub async fn scan(
+    docker: &Docker,
+    targets: &[(String, String)],
+) -> Result<HashMap<String, Vec<Dependent>>, TargetError> {
+    let mut out: HashMap<String, Vec<Dependent>> = HashMap::new();
+    if targets.is_empty() {
+        return Ok(out);
+    }
+    let opts = ListContainersOptionsBuilder::default().all(true).build();
+    let all = docker.list_containers(Some(opts)).await.map_err(|e| {
+        EngineError::new(
+            "list containers to find those sharing a target's namespaces",
+            e,
+        )
+    })?;
+    let candidates: Vec<String> = all
+        .iter()
+        .filter(|c| {
+            !targets
+                .iter()
+                .any(|(_, id)| c.id.as_deref() == Some(id.as_str()))
+        })
+        .filter_map(name_of)
+        .filter(|n| Marker::parse(n).is_none())
+        .collect();
+    let inspected: Vec<Option<ContainerInspectResponse>> = stream::iter(candidates)
+        .map(|n| async move { inspect(docker, &n).await.ok().flatten() })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for info in inspected.into_iter().flatten() {
+        let Some(dep) = info
+            .name
+            .as_deref()
+            .map(|n| n.trim_start_matches('/').to_string())
+        else {
+            continue;
+        };
+        let running = info
+            .state
+            .as_ref()
+            .is_some_and(|s| s.running == Some(true) || s.restarting == Some(true));
+        for (name, id) in targets {
+            if depends_on(&info, id, name) {
+                out.entry(name.clone()).or_default().push(Dependent {
+                    name: dep.clone(),
+                    running,
+                });
+            }
+        }
+    }
+    for deps in out.values_mut() {
+        deps.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok(out)
+}
+
+fn name_of(c: &ContainerSummary) -> Option<String> {
+    c.names
+        .as_ref()?
+        .first()
+        .map(|n| n.trim_start_matches('/').to_string())
+}
+
+/// Points every `container:` mode of `host` at `new_id`.
+fn repoint(host: &mut HostConfig, new_id: &str) {
+    for mode in [
+        &mut host.network_mode,
+        &mut host.pid_mode,
+        &mut host.ipc_mode,
+    ] {
+        if mode.as_deref().is_some_and(|m| m.starts_with("container:")) {
+            *mode = Some(format!("container:{new_id}"));
+        }
+    }
+}
+
+/// Swaps the dependent `dep` of `target` onto the target's replacement `new_target`:
+/// create its copy (labelled), set the old one aside, name the copy, stop the old one,
+/// start the copy if the old one ran. Called after the target's own apply.
+pub async fn apply(
+    docker: &Docker,
+    target: &str,
+    dependent: &Dependent,
+    new_target: &str,
+    ctx: Ctx<'_>,
+) -> Result<DependentChange, StepError> {
+    let dep = dependent.name.as_str();
+    let at = |step: &'static str| {
+        move |e: bollard::errors::Error| {
+            let text = ctx.redactor.redact(&describe(&e));
+            failed(
+                target,
+                step,
+                is_transport(&e),
+                Redacted::new(format!("{dep}: {text}")),
+            )
+        }
+    };
+    let old = inspect(docker, dep)
+        .await
+        .map_err(at(step::PREPARE))?
+        .ok_or_else(|| {
+            failed(
+                target,
+                step::PREPARE,
+                false,
+                Redacted::new(format!(
+                    "the container {dep} sharing its namespaces is gone"
+                )),
+            )
+        })?;
+    let old_id = old.id.clone().unwrap_or_default();
+    // As it was before the target stopped (a PID-sharing one has died with it since).
+    let running = dependent.running;
+    let still_running = old
+        .state
+        .as_ref()
+        .is_some_and(|s| s.running == Some(true) || s.restarting == Some(true));
+    let labels = [
+        (labels::ROTATION, ctx.rotation.to_string()),
+        (labels::SWAPPED_AT, now_rfc3339()),
+        (labels::REPLACES, old_id.clone()),
+        (labels::TARGET_NAME, dep.to_string()),
+        (labels::OLD_RUNNING, running.to_string()),
+        (DEPENDENT_OF, target.to_string()),
+    ];
+    let image = old.image.clone().unwrap_or_default();
+    let image = match old.config.as_ref().and_then(|c| c.image.clone()) {
+        Some(n)
+            if docker.inspect_image(&n).await.ok().and_then(|i| i.id) == Some(image.clone()) =>
+        {
+            n
+        }
+        _ => image,
+    };
+    let mut spec = replacement(&old, &image, None, &labels, api_version(docker))
+        .map_err(|e| failed(target, step::PREPARE, false, e))?;
+    if let Some(h) = spec.body.host_config.as_mut() {
+        repoint(h, new_target);
+    }
+    let new_name = Marker::New.name(dep, ctx.rotation);
+    let created = match &spec.legacy_mac {
+        Some(mac) => legacy::create_with_mac(docker, &new_name, &spec.body, mac).await,
+        None => {
+            let opts = CreateContainerOptionsBuilder::default()
+                .name(&new_name)
+                .build();
+            docker.create_container(Some(opts), spec.body).await
+        }
+    }
+    .map_err(at(step::CREATE))?;
+    let new_id = created.id;
+    let aside = if running {
+        Marker::Old
+    } else {
+        Marker::Stopped
+    }
+    .name(dep, ctx.rotation);
+    if still_running {
+        stop(docker, &old_id).await.map_err(at(step::STOP_OLD))?;
+    }
+    rename(docker, &old_id, &aside)
+        .await
+        .map_err(at(step::RENAME_OLD))?;
+    rename(docker, &new_id, dep)
+        .await
+        .map_err(at(step::RENAME_NEW))?;
+    if running {
+        start(docker, &new_id).await.map_err(at(step::START_NEW))?;
+    }
+    tracing::info!(
+        container = target,
+        dependent = dep,
+        old = short(&old_id),
+        new = short(&new_id),
+        "recreated a container sharing its namespaces onto the replacement"
+    );
+    Ok(DependentChange {
+        name: dep.to_string(),
+        old_id,
+        new_id,
+        running,
+    })
+}
+
+/// A dependent that ran must run again, steadily (not restarting, not restarted).
+pub async fn verify(docker: &Docker, target: &str, dep: &DependentChange) -> Result<(), StepError> {
+    if !dep.running {
+        return Ok(());
+    }
+    let info = inspect(docker, &dep.new_id).await.map_err(|e| {
+        failed(
+            target,
+            step::VERIFY,
+            is_transport(&e),
+            EngineError::new("inspect a dependent", e),
+        )
+    })?;
+    let state = info
+        .as_ref()
+        .and_then(|i| i.state.clone())
+        .unwrap_or_default();
+    let restarts = info.as_ref().and_then(|i| i.restart_count).unwrap_or(0);
+    if state.running == Some(true) && state.restarting != Some(true) && restarts == 0 {
+        return Ok(());
+    }
+    Err(failed(
+        target,
+        step::VERIFY,
+        false,
+        Redacted::new(format!(
+            "{} (sharing its namespaces) did not stay up on the replacement (exit code {}, {restarts} restart(s))",
+            dep.name,
+            state.exit_code.unwrap_or(-1)
+        )),
+    ))
+}
+
+/// Whether a dependent's swap of `target` is unfinished: a copy whose old container is
+/// still there.
+pub async fn leftovers(
+    docker: &Docker,
+    target: &str,
+    window: Duration,
+) -> Result<bool, bollard::errors::Error> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{DEPENDENT_OF}={target}")],
+    )]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let found = retrying(window, "list the dependents' replacements", || {
+        docker.list_containers(Some(opts.clone()))
+    })
+    .await?;
+    for c in found {
+        if let Some(old) = c.labels.as_ref().and_then(|l| l.get(labels::REPLACES)) {
+            if retrying(window, "inspect a dependent", || inspect(docker, old))
+                .await?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn undo_error(target: &str, what: &str, e: bollard::errors::Error) -> UndoError {
+    UndoError {
+        target: target.to_string(),
+        what: what.to_string(),
+        unreachable: is_transport(&e),
+        cause: Box::new(Failure(e)),
+    }
+}
+
+/// Finishes or undoes the dependents' swaps of `target`, after the target's own settle:
+/// the swap of rotation R is finished when the container under the target's name is R's
+/// replacement, else undone. Returns what it did.
+pub async fn settle(
+    docker: &Docker,
+    target: &str,
+    window: Duration,
+) -> Result<Vec<String>, UndoError> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{DEPENDENT_OF}={target}")],
+    )]);
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let found = retrying(window, "list the dependents' replacements", || {
+        docker.list_containers(Some(opts.clone()))
+    })
+    .await
+    .map_err(|e| undo_error(target, "list the dependents' replacements", e))?;
+    let mut actions = Vec::new();
+    if found.is_empty() {
+        return Ok(actions);
+    }
+    let current = retrying(window, "inspect the target", || inspect(docker, target))
+        .await
+        .map_err(|e| undo_error(target, "inspect the target", e))?;
+    let current_rotation = current
+        .and_then(|c| c.config)
+        .and_then(|c| c.labels)
+        .and_then(|l| l.get(labels::ROTATION).cloned());
+    for c in found {
+        let l = c.labels.clone().unwrap_or_default();
+        let (Some(rotation), Some(dep), Some(old_id)) = (
+            l.get(labels::ROTATION),
+            l.get(labels::TARGET_NAME),
+            l.get(labels::REPLACES),
+        ) else {
+            continue;
+        };
+        let new_id = c.id.clone().unwrap_or_default();
+        let old = retrying(window, "inspect a dependent", || inspect(docker, old_id))
+            .await
+            .map_err(|e| undo_error(target, "inspect a dependent", e))?;
+        let Some(old) = old else {
+            continue; // finished long ago: the old one is gone, the copy is the dependent
+        };
+        let ran = l.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
+        let old_name = old
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .trim_start_matches('/')
+            .to_string();
+        let new_name = name_of(&c).unwrap_or_default();
+        if current_rotation.as_deref() == Some(rotation.as_str()) {
+            // Finish: the copy takes the name (if a crash came first), the old one goes.
+            if old_name == *dep {
+                let aside = Marker::Old.name(dep, rotation);
+                retrying(window, "set the old dependent aside", || {
+                    rename(docker, old_id, &aside)
+                })
+                .await
+                .map_err(|e| undo_error(target, "set the old dependent aside", e))?;
+            }
+            retrying(window, "stop the old dependent", || stop(docker, old_id))
+                .await
+                .map_err(|e| undo_error(target, "stop the old dependent", e))?;
+            if new_name != *dep {
+                retrying(window, "name the dependent's copy", || {
+                    rename(docker, &new_id, dep)
+                })
+                .await
+                .map_err(|e| undo_error(target, "name the dependent's copy", e))?;
+            }
+            if ran {
+                retrying(window, "start the dependent's copy", || {
+                    start(docker, &new_id)
+                })
+                .await
+                .map_err(|e| undo_error(target, "start the dependent's copy", e))?;
+            }
+            retrying(window, "remove the old dependent", || {
+                remove(docker, old_id)
+            })
+            .await
+            .map_err(|e| undo_error(target, "remove the old dependent", e))?;
+            actions.push(format!(
+                "{dep} (shares its namespaces): recreated onto the replacement ({} → {})",
+                short(old_id),
+                short(&new_id)
+            ));
+        } else {
+            // Undo: the copy goes, the old one gets its name back and runs again (its
+            // target, the old container, is back).
+            retrying(window, "remove the dependent's copy", || {
+                remove(docker, &new_id)
+            })
+            .await
+            .map_err(|e| undo_error(target, "remove the dependent's copy", e))?;
+            if old_name != *dep {
+                retrying(window, "give the old dependent its name back", || {
+                    rename(docker, old_id, dep)
+                })
+                .await
+                .map_err(|e| undo_error(target, "give the old dependent its name back", e))?;
+            }
+            if ran {
+                retrying(window, "start the old dependent again", || {
+                    start(docker, old_id)
+                })
+                .await
+                .map_err(|e| undo_error(target, "start the old dependent again", e))?;
+            }
+            actions.push(format!(
+                "{dep} (shares its namespaces): restored the old container {}",
+                short(old_id)
+            ));
+        }
+    }
+    Ok(actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_mode_naming_the_target_by_id_or_name_is_a_dependency() {
+        let id = "9e1c9424730461671008e90a24bccddc74203f22c3abdfb63082450a8e7f5866";
+        let with = |net: &str, pid: &str| ContainerInspectResponse {
+            host_config: Some(HostConfig {
+                network_mode: Some(net.into()),
+                pid_mode: Some(pid.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(depends_on(&with(&format!("container:{id}"), ""), id, "bot"));
+        assert!(depends_on(&with("bridge", "container:bot"), id, "bot"));
+        assert!(!depends_on(&with("bridge", "host"), id, "bot"));
+        assert!(!depends_on(&with("container:other", ""), id, "bot"));
+        let mut h = with(&format!("container:{id}"), "container:bot")
+            .host_config
+            .unwrap();
+        repoint(&mut h, "new");
+        assert_eq!(h.network_mode.as_deref(), Some("container:new"));
+        assert_eq!(h.pid_mode.as_deref(), Some("container:new"));
+    }
+}
