@@ -172,6 +172,18 @@ pub struct TargetArgs {
     )]
     pub labels: Vec<(String, String)>,
 
+    /// A Docker Swarm service that is a target: the token goes into its spec and Swarm
+    /// rolls it out (repeat, or a comma list in the env var; services carrying every
+    /// --label are targets too).
+    #[arg(
+        long = "service",
+        value_delimiter = ',',
+        env = "TOKEN_ROTATOR_SERVICE",
+        value_parser = container_name,
+        value_name = "NAME"
+    )]
+    pub services: Vec<String>,
+
     /// Select by label only the containers labelled `token-rotator.scope=NAME`, so that
     /// several rotators on one engine each see only their own.
     #[arg(long, env = "TOKEN_ROTATOR_SCOPE", value_name = "NAME")]
@@ -190,12 +202,13 @@ impl TargetArgs {
             names: self.containers.clone(),
             labels: self.labels.clone(),
             scope: self.scope.clone(),
+            services: self.services.clone(),
         }
     }
 
     fn check(&self) -> Result<(), String> {
-        if self.containers.is_empty() && self.labels.is_empty() {
-            return Err("no target: name containers with --container NAME (TOKEN_ROTATOR_CONTAINER) or select them with --label KEY=VALUE (TOKEN_ROTATOR_LABEL)".into());
+        if self.containers.is_empty() && self.labels.is_empty() && self.services.is_empty() {
+            return Err("no target: name containers with --container NAME (TOKEN_ROTATOR_CONTAINER), Swarm services with --service NAME (TOKEN_ROTATOR_SERVICE), or select them with --label KEY=VALUE (TOKEN_ROTATOR_LABEL)".into());
         }
         if self.scope.is_some() && self.labels.is_empty() {
             return Err(

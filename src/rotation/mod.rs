@@ -16,8 +16,10 @@ pub use report::{RotationReport, TargetOutcome, TargetReport};
 use crate::engine::names::new_rotation_id;
 use crate::error::Error;
 use crate::secret::{read_token_async, Token, TokenFormat};
+use crate::target::any::AnyTarget;
 use crate::target::container::select::names_with_env_vars;
 use crate::target::container::{select, ContainerConfig, Selector};
+use crate::target::service::ServiceTarget;
 use crate::target::TargetError;
 
 /// Where the secret is and what shape it must have.
@@ -64,10 +66,25 @@ impl Rotator {
         names_with_env_vars(&self.docker, &self.targets, &self.container.env_var).await
     }
 
-    /// Rotates `token` into the configured containers.
+    /// The containers and Swarm services the selector names now, as targets.
+    pub async fn select(&self) -> Result<Vec<AnyTarget>, TargetError> {
+        let containers = select(&self.docker, &self.targets, self.container.clone()).await?;
+        let services = self.targets.service_names(&self.docker).await?;
+        let mut all: Vec<AnyTarget> = containers.into_iter().map(AnyTarget::Container).collect();
+        all.extend(services.into_iter().map(|name| {
+            AnyTarget::Service(ServiceTarget::new(
+                self.docker.clone(),
+                name,
+                self.container.clone(),
+            ))
+        }));
+        Ok(all)
+    }
+
+    /// Rotates `token` into the configured containers and services.
     pub async fn rotate_token(&self, token: &Token) -> RotationReport {
         let rotation = new_rotation_id();
-        match select(&self.docker, &self.targets, self.container.clone()).await {
+        match self.select().await {
             Ok(targets) => self.pipeline.rotate(&targets, token, rotation).await,
             Err(e) => {
                 let e = Error::Target(e);

@@ -6,9 +6,11 @@
 //! after a failed step and after a crash. Containers ([`container`]) are the one kind
 //! today; a Swarm service implements the same trait.
 
+pub mod any;
 pub mod container;
 pub mod fault;
 pub mod lock;
+pub mod service;
 
 use std::future::Future;
 
@@ -50,6 +52,34 @@ pub struct Observed<S> {
 }
 
 impl<S> Observed<S> {
+    /// The same observation with another kind of state (for [`any::AnyTarget`]).
+    pub fn map_state<T>(self, f: impl FnOnce(S) -> T) -> Observed<T> {
+        Observed {
+            name: self.name,
+            id: self.id,
+            current: self.current,
+            up_to_date: self.up_to_date,
+            running: self.running,
+            shadowed_by: self.shadowed_by,
+            state: f(self.state),
+            current_value: self.current_value,
+        }
+    }
+
+    /// A copy of the observation carrying `state` instead.
+    pub fn with_state<T>(&self, state: T) -> Observed<T> {
+        Observed {
+            name: self.name.clone(),
+            id: self.id.clone(),
+            current: self.current.clone(),
+            up_to_date: self.up_to_date,
+            running: self.running,
+            shadowed_by: self.shadowed_by.clone(),
+            state,
+            current_value: self.current_value.clone(),
+        }
+    }
+
     /// An observation; `current_value` is the secret the target carries now.
     pub fn new(
         name: String,
@@ -171,6 +201,9 @@ pub enum TargetError {
     /// The name given is one of the rotator's temporary containers.
     #[error("target container {0:?} is a temporary container of an unfinished token-rotator swap; name the original container instead")]
     SwapLeftover(String),
+    /// No Swarm service of that name (or this engine is no Swarm manager).
+    #[error("target service {0:?} does not exist: check the name with `docker service ls` on a Swarm manager (token-rotator must talk to a manager's engine)")]
+    ServiceNotFound(String),
     /// The target is paused: a replacement would have to run (to be verified) while the
     /// operator wants it frozen.
     #[error("target container {0:?} is paused: its replacement would have to run to be verified; `docker unpause` it to rotate it (and pause it again after), nothing was touched")]

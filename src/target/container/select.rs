@@ -28,6 +28,8 @@ pub struct Selector {
     pub labels: Vec<(String, String)>,
     /// `--scope NAME`: only containers labelled `token-rotator.scope=NAME` are selected by label.
     pub scope: Option<String>,
+    /// Swarm services given with `--service` (services carrying the labels join them).
+    pub services: Vec<String>,
 }
 
 impl Selector {
@@ -57,6 +59,39 @@ impl Selector {
             && required
                 .iter()
                 .all(|(k, v)| labels.get(k).is_some_and(|x| x == v))
+    }
+
+    /// The Swarm services that are targets now: those given, then those carrying the
+    /// labels. An engine that is no Swarm manager has none to offer the labels.
+    pub async fn service_names(&self, docker: &Docker) -> Result<Vec<String>, TargetError> {
+        let mut out = self.services.clone();
+        let required = self.required();
+        if required.is_empty() {
+            return Ok(out);
+        }
+        let filter: Vec<String> = required.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let filters = HashMap::from([("label".to_string(), filter)]);
+        let opts = bollard::query_parameters::ListServicesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let found = match docker.list_services(Some(opts)).await {
+            Ok(found) => found,
+            // 503: not a Swarm manager (no Swarm at all, the usual case).
+            Err(e) if crate::engine::status_of(&e) == Some(503) => Vec::new(),
+            Err(e) => {
+                return Err(
+                    EngineError::new("list the services the --label selector names", e).into(),
+                )
+            }
+        };
+        let mut by_label: Vec<String> = found.into_iter().filter_map(|s| s.spec?.name).collect();
+        by_label.sort();
+        for n in by_label {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        Ok(out)
     }
 
     /// The names of the targets now: those given, then those carrying the labels (by name).
@@ -214,6 +249,7 @@ mod tests {
             names: vec!["named".into()],
             labels: vec![("app".into(), "bot".into())],
             scope: Some("eu".into()),
+            services: Vec::new(),
         };
         let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs
