@@ -33,6 +33,8 @@ struct Plan {
     /// Revocations caught in a bot's log, and the idle window with many log streams.
     live: usize,
     live_idle_secs: u64,
+    /// Rotations of a Swarm service.
+    swarm: usize,
 }
 
 const DEBOUNCE: f64 = 0.3;
@@ -41,8 +43,8 @@ const PEER_LABEL: &str = "token-rotator-bench.peer";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only swap` (or detect, e2e, footprint, fleet, live, proof) runs one section, to a
-    // scratch file.
+    // `--only swap` (or detect, e2e, footprint, fleet, live, proof, swarm) runs one section,
+    // to a scratch file.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -60,6 +62,7 @@ fn main() {
             fleet_runs: 1,
             live: 3,
             live_idle_secs: 5,
+            swarm: 1,
         }
     } else {
         Plan {
@@ -73,6 +76,7 @@ fn main() {
             fleet_runs: 3,
             live: 20,
             live_idle_secs: 30,
+            swarm: 5,
         }
     };
     let bin = shipped_binary();
@@ -105,6 +109,10 @@ fn main() {
     if runs("proof") {
         eprintln!("bench: start-first downtime and the canary's cost");
         md += &proof(&plan, &bin, &mut verdicts);
+    }
+    if runs("swarm") {
+        eprintln!("bench: a Swarm service rotation");
+        md += &swarm(&plan, &bin);
     }
     md += "\n## Targets\n\n| target | measured | |\n|---|---|---|\n";
     for (target, measured, met) in &verdicts {
@@ -1117,6 +1125,114 @@ fn fleet(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
         ));
     }
     md.push('\n');
+    md
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. A Swarm service
+
+/// One rotation of a 2-replica service on a private single-node Swarm, split by the
+/// rotator's JSON log into its own work (before the update, and from Swarm's completion to
+/// the end) and Swarm's convergence (the update to Swarm's `completed`).
+fn swarm(plan: &Plan, bin: &Path) -> String {
+    let e = support::engine::PrivateEngine::start(&[support::bot_image()]);
+    e.docker(&[
+        "swarm",
+        "init",
+        "--advertise-addr",
+        "127.0.0.1",
+        "--default-addr-pool",
+        "10.250.0.0/16",
+    ]);
+    let scope = Scope::new("bench-swarm");
+    let api = StandInApi::start();
+    let name = scope.name("svc");
+    let env = format!("{ENV_VAR}={}", accepted(&api));
+    let base = format!("ANTHROPIC_BASE_URL={}", api.base_url());
+    e.docker(&[
+        "service",
+        "create",
+        "-q",
+        "--name",
+        &name,
+        "--replicas",
+        "2",
+        "--network",
+        "host",
+        "--update-delay",
+        "0s",
+        "--update-monitor",
+        "1s",
+        "-e",
+        &env,
+        "-e",
+        &base,
+        support::bot_image(),
+        "serve",
+    ]);
+    let (mut ours, mut converge, mut total) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..plan.swarm {
+        let file = scope.secret_file(&accepted(&api));
+        let launched = now();
+        let out = Command::new(bin)
+            .args([
+                "rotate",
+                "--secret-file",
+                file.to_str().unwrap(),
+                "--service",
+                &name,
+            ])
+            .args([
+                "--api-base-url",
+                &api.base_url(),
+                "--settle",
+                "0",
+                "--log-format",
+                "json",
+            ])
+            .env("TOKEN_ROTATOR_LOG", "info")
+            .env("DOCKER_HOST", &e.host)
+            .output()
+            .unwrap();
+        let ended = now();
+        assert!(
+            out.status.success(),
+            "swarm rotate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let at = |what: &str| {
+            lines
+                .iter()
+                .find(|v| v["message"].as_str().is_some_and(|m| m.starts_with(what)))
+                .map(log_time)
+                .unwrap_or_else(|| panic!("no log line {what:?}"))
+        };
+        let (updated, completed) = (at("service updated"), at("Swarm completed the rollout"));
+        ours.push((updated - launched) + (ended - completed));
+        converge.push(completed - updated);
+        total.push(ended - launched);
+    }
+    let mut md = format!(
+        "## 8. A Swarm service\n\n\
+         A 2-replica service of the bot on a private single-node Swarm (Docker 26.1), update \
+         parallelism 1, delay 0, monitor 1 s, stop-first; `rotate --service --settle 0`, {} \
+         rotation(s). Split by the rotator's own log: ours is the time before the service \
+         update and from Swarm's `completed` to the end (the task checks and the label-only \
+         commit), Swarm's is the rollout itself.\n\n\
+         | measure | median / p95 |\n|---|---|\n",
+        plan.swarm
+    );
+    let _ = writeln!(md, "| `rotate` wall time | {} |", cell(&total));
+    let _ = writeln!(md, "| our work | {} |", cell(&ours));
+    let _ = writeln!(md, "| Swarm's convergence | {} |\n", cell(&converge));
+    md.push_str(
+        "What bounds it: Swarm's rollout, one task at a time, each watched for the monitor \
+         period before the next; our share is the update call, the task checks and the commit.\n\n",
+    );
     md
 }
 

@@ -309,3 +309,57 @@ fn a_missing_service_is_refused_by_name_touching_nothing() {
         "{v}"
     );
 }
+
+#[test]
+fn a_service_carrying_the_selector_labels_is_a_target_and_one_without_is_not() {
+    let e = swarm();
+    let scope = Scope::new("swarm-label");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let base = api.base_url();
+    let label = format!("bench.pick={}", scope.prefix);
+    let picked = service(&e, &scope, 1, &old, &base, &["--label", &label]);
+    let other = format!("{}-other", scope.prefix);
+    let env = format!("{ENV_VAR}={old}");
+    e.docker(&[
+        "service",
+        "create",
+        "-q",
+        "--name",
+        &other,
+        "--network",
+        "host",
+        "-e",
+        &env,
+        bot_image(),
+        "serve",
+    ]);
+    let file = scope.secret_file(&new);
+    let run = run_binary(
+        std::path::Path::new(env!("CARGO_BIN_EXE_token-rotator")),
+        &[
+            "rotate",
+            "--json",
+            "--secret-file",
+            s(&file),
+            "--label",
+            &label,
+            "--api-base-url",
+            &base,
+            "--settle",
+            "1",
+        ],
+        &[("DOCKER_HOST", &e.host)],
+    );
+    let v = run.json();
+    assert_eq!(v["outcome"], "rotated", "{run:?}");
+    assert_eq!(v["targets"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["targets"][0]["name"], picked.as_str());
+    assert_eq!(spec_token(&e, &picked).as_deref(), Some(new.as_str()));
+    assert_eq!(
+        spec_token(&e, &other).as_deref(),
+        Some(old.as_str()),
+        "untouched"
+    );
+    e.docker(&["service", "rm", &picked, &other]);
+}

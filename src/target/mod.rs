@@ -140,6 +140,9 @@ pub struct Change {
     pub note: Option<String>,
     /// Containers sharing the target's namespaces, recreated onto its replacement.
     pub dependents: Vec<DependentChange>,
+    /// What a later step compares against, for kinds that need it (a service: when the
+    /// update status before ours started, so that a stale status is not taken for ours).
+    pub mark: Option<String>,
 }
 
 /// A container that shares a target's namespaces, recreated onto the target's replacement

@@ -146,6 +146,7 @@ pub async fn apply(
         order_note,
         note,
         dependents: Vec::new(),
+        mark: None,
     };
     point(name, step::CREATE, "after-create").await?;
     tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");

@@ -78,6 +78,7 @@ pub async fn interrupted(
                 order_note: None,
                 note: None,
                 dependents: Vec::new(),
+                mark: None,
             },
         }));
     }
@@ -100,6 +101,7 @@ pub async fn interrupted(
                 order_note: None,
                 note: None,
                 dependents: Vec::new(),
+                mark: None,
             },
         }
     }))

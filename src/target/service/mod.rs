@@ -152,21 +152,33 @@ fn engine_failed(target: &str, step: &'static str, e: bollard::errors::Error) ->
 
 /// Sends `edit` of the current spec as an update, at its version; another writer in
 /// between (the engine refuses a stale version) makes it read and try again.
+/// Returns the spec as it was, and when the update status before this update started.
 async fn update(
     docker: &Docker,
     name: &str,
     rollback: bool,
     edit: impl Fn(&mut ServiceSpec),
-) -> Result<Spec, bollard::errors::Error> {
+) -> Result<(Spec, Option<String>), bollard::errors::Error> {
     let mut tries = 0;
     loop {
         tries += 1;
-        let Some((mut cur, _)) = read(docker, name).await? else {
-            return Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404,
-                message: format!("service {name} is gone"),
-            });
+        let service = match docker
+            .inspect_service(name, None::<InspectServiceOptions>)
+            .await
+        {
+            Err(e) if is_not_found(&e) => {
+                return Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    message: format!("service {name} is gone"),
+                })
+            }
+            other => other?,
         };
+        let before = service
+            .update_status
+            .as_ref()
+            .and_then(|u| u.started_at.clone());
+        let (mut cur, _) = split(service);
         edit(&mut cur.spec);
         let mut opts = UpdateServiceOptionsBuilder::default().version(cur.version as i32);
         if rollback {
@@ -176,7 +188,7 @@ async fn update(
             .update_service(&cur.id, cur.spec.clone(), opts.build(), None)
             .await
         {
-            Ok(_) => return Ok(cur),
+            Ok(_) => return Ok((cur, before)),
             // A stale version ("update out of sequence") is an error answer, not a lost
             // connection: read the spec again, a few times.
             Err(e) if !is_transport(&e) && tries < 5 && !is_not_found(&e) => {
@@ -262,7 +274,7 @@ impl Target for ServiceTarget {
         let fingerprint = ctx.token.fingerprint().to_string();
         let rotation = ctx.rotation.to_string();
         let start_first = self.cfg.order == Order::StartFirst;
-        let before = update(&self.docker, &self.name, false, |spec| {
+        let (before, status_before) = update(&self.docker, &self.name, false, |spec| {
             let env = spec
                 .task_template
                 .get_or_insert_with(Default::default)
@@ -292,20 +304,26 @@ impl Target for ServiceTarget {
             })?;
         tracing::info!(service = %self.name, version = before.version, "service updated; Swarm rolls it out");
         let _ = seen;
-        Ok(change(&before, ctx.rotation.to_string(), self.cfg.order))
+        let mut c = change(&before, ctx.rotation.to_string(), self.cfg.order);
+        c.mark = Some(status_before.unwrap_or_default());
+        Ok(c)
     }
 
     async fn verify(&self, change: &Change, ctx: Ctx<'_>) -> Result<(), StepError> {
-        verify::rollout(&self.docker, &self.name, &self.cfg, ctx)
-            .await
-            .map_err(|e| StepError {
-                target: self.name.clone(),
-                step: step::VERIFY,
-                unreachable: e.is_engine_unreachable(),
-                cause: Box::new(e),
-            })?;
-        let _ = change;
-        Ok(())
+        verify::rollout(
+            &self.docker,
+            &self.name,
+            change.mark.as_deref(),
+            &self.cfg,
+            ctx,
+        )
+        .await
+        .map_err(|e| StepError {
+            target: self.name.clone(),
+            step: step::VERIFY,
+            unreachable: e.is_engine_unreachable(),
+            cause: Box::new(e),
+        })
     }
 
     async fn commit(&self, change: &Change) -> Result<Settled, StepError> {
@@ -373,5 +391,6 @@ fn change(spec: &Spec, rotation: String, order: Order) -> Change {
         order_note: None,
         note: None,
         dependents: Vec::new(),
+        mark: None,
     }
 }

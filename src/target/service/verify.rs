@@ -3,7 +3,7 @@
 //! container (running for `--settle`, not restarted, healthy, `--verify-exec`).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bollard::models::{ServiceUpdateStatusStateEnum as UpdateState, TaskState};
 use bollard::query_parameters::{ListImagesOptions, ListTasksOptionsBuilder};
@@ -68,34 +68,40 @@ fn label(s: Option<UpdateState>) -> String {
 }
 
 /// Waits until Swarm's `UpdateStatus` says `completed`, then checks the running tasks.
+/// `before`: when the update status before ours started (empty: there was none), so that
+/// a status still telling of an earlier update is not taken for ours.
 pub async fn rollout(
     docker: &Docker,
     name: &str,
+    before: Option<&str>,
     cfg: &ContainerConfig,
     ctx: Ctx<'_>,
 ) -> Result<(), ServiceVerifyError> {
     let deadline = Instant::now() + cfg.verify_timeout.max(cfg.settle);
+    // Swarm starts rolling an update out a moment after it was accepted: until then its
+    // `UpdateStatus` still tells of the update before. Only a status that started later
+    // than that one is ours.
+    let before = before.filter(|b| !b.is_empty()).and_then(parse_time);
     loop {
-        let (spec, state) = read(docker, name)
+        let s = docker
+            .inspect_service(name, None)
             .await
-            .map_err(ServiceVerifyError::Engine)?
-            .ok_or_else(|| ServiceVerifyError::Rollout {
-                state: "removed".into(),
-                message: None,
-            })?;
-        match state {
-            // No update status: the update changed nothing Swarm rolls out.
-            Some(UpdateState::COMPLETED) | None => break,
-            Some(UpdateState::UPDATING) => {}
+            .map_err(ServiceVerifyError::Engine)?;
+        let status = s.update_status.unwrap_or_default();
+        let started = status.started_at.as_deref().and_then(parse_time);
+        let current = match (started, before) {
+            (Some(t), Some(b)) => t > b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        match status.state {
+            Some(UpdateState::COMPLETED) if current => break,
+            Some(UpdateState::UPDATING) | None => {}
+            _ if !current => {} // the status of an earlier update: ours has not begun
             other => {
                 return Err(ServiceVerifyError::Rollout {
                     state: label(other),
-                    message: docker
-                        .inspect_service(name, None)
-                        .await
-                        .ok()
-                        .and_then(|s| s.update_status)
-                        .and_then(|u| u.message),
+                    message: status.message,
                 })
             }
         }
@@ -103,13 +109,17 @@ pub async fn rollout(
             return Err(ServiceVerifyError::Timeout {
                 secs: cfg.verify_timeout.as_secs_f64(),
                 last: format!(
-                    "Swarm is still rolling out service {} (v{})",
-                    name, spec.version
+                    "Swarm is still rolling out service {name} (v{})",
+                    s.version.and_then(|v| v.index).unwrap_or_default()
                 ),
             });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    tracing::info!(
+        service = name,
+        "Swarm completed the rollout; checking the tasks"
+    );
     // Every task that is meant to run, and runs, carries the token.
     let filters = HashMap::from([
         ("service".to_string(), vec![name.to_string()]),
@@ -165,6 +175,11 @@ pub async fn rollout(
         }
     }
     Ok(())
+}
+
+/// An engine timestamp (RFC 3339, nanoseconds).
+fn parse_time(t: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(t).ok()
 }
 
 fn label_task(s: Option<TaskState>) -> String {
