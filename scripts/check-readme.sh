@@ -29,6 +29,13 @@ echo "check-readme: running '$demo' in a clean clone"
 TOKEN_ROTATOR_IMAGE=token-rotator:readme-check bash -c "$demo" > "$work/demo.log" 2>&1 \
   || { tail -40 "$work/demo.log" >&2; fail "'$demo' failed in a clean clone"; }
 tail -5 "$work/demo.log"
+# Quiet builds with a progress line each (no cargo chatter), and the closing word on what
+# it leaves behind.
+grep -qE '^  .+ \.\.\. done \([0-9]+s\)$' "$work/demo.log" \
+  || fail "the demo printed no progress line for its builds"
+! grep -q '^ *Compiling ' "$work/demo.log" || fail "the demo let cargo's Compiling lines through"
+grep -q 'The demo leaves these images behind' "$work/demo.log" \
+  || fail "the demo does not say which images it leaves and how to remove them"
 docker rmi token-rotator:readme-check >/dev/null 2>&1 || true
 
 # What the deploy steps create (a secrets/ directory with a live token) is ignored by git.

@@ -203,26 +203,43 @@ fn two_scopes_on_one_engine_do_not_touch_each_other() {
         &api.base_url(),
         &["--label", &app, "--label", "token-rotator.scope=us"],
     );
-    let file = scope.secret_file(&new);
+    // Two rotators at once, one per scope, each with its own token.
+    let us_token = accepted(&api);
+    let eu_file = scope.dir.path().join("eu-token");
+    let us_file = scope.dir.path().join("us-token");
+    std::fs::write(&eu_file, &new).unwrap();
+    std::fs::write(&us_file, &us_token).unwrap();
     let base = api.base_url();
-    let run = rotator(&[
-        "rotate",
-        "--json",
-        "--secret-file",
-        s(&file),
-        "--api-base-url",
-        &base,
-        "--label",
-        &app,
-        "--scope",
-        "eu",
-        "--settle",
-        "0.3",
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.json()["targets"].as_array().unwrap().len(), 1);
+    let run_scope = |file: &std::path::Path, name: &str| {
+        rotator(&[
+            "rotate",
+            "--json",
+            "--secret-file",
+            s(file),
+            "--api-base-url",
+            &base,
+            "--label",
+            &app,
+            "--scope",
+            name,
+            "--settle",
+            "0.3",
+        ])
+    };
+    let (eu_run, us_run) = std::thread::scope(|t| {
+        let eu_run = t.spawn(|| run_scope(&eu_file, "eu"));
+        let us_run = t.spawn(|| run_scope(&us_file, "us"));
+        (eu_run.join().unwrap(), us_run.join().unwrap())
+    });
+    for (run, name) in [(&eu_run, &eu), (&us_run, &us)] {
+        assert_eq!(run.code, 0, "{run:?}");
+        let targets = run.json()["targets"].clone();
+        assert_eq!(targets.as_array().unwrap().len(), 1, "{targets}");
+        assert_eq!(targets[0]["name"], name.as_str(), "only its own scope");
+    }
     assert_eq!(env_of(&eu, ENV_VAR).as_deref(), Some(new.as_str()));
-    assert_eq!(env_of(&us, ENV_VAR).as_deref(), Some(old.as_str()));
+    assert_eq!(env_of(&us, ENV_VAR).as_deref(), Some(us_token.as_str()));
+    let _ = old;
 }
 
 #[test]

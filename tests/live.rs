@@ -551,3 +551,56 @@ fn a_429_on_the_confirming_probe_leaves_the_token_live() {
     );
     assert_eq!(inspect(&bot)["Id"], id);
 }
+
+#[test]
+fn a_bot_re_run_with_an_old_token_gets_the_live_token_back() {
+    let t = Setup::new("live-rerun-old", &[]);
+    let d = t.daemon(&[], None);
+    let stale = new_token();
+    remember_secret(&stale);
+    // Re-run by hand from an old env file: a token that is not the live one.
+    docker(&["rm", "-f", &t.bot]);
+    let label = format!("{}={}", support::SCOPE_LABEL, t.scope.prefix);
+    let env = format!("{ENV_VAR}={stale}");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &t.bot,
+        "--label",
+        &label,
+        "--network",
+        "host",
+        "-e",
+        &env,
+        support::bot_image(),
+    ]);
+    assert!(
+        wait_until(20.0, || carries(&t.bot, &t.live)),
+        "{}",
+        d.logs()
+    );
+}
+
+#[test]
+fn a_target_whose_swap_keeps_failing_is_not_rotated_again_and_again() {
+    let t = Setup::new("live-no-loop", &[]);
+    let d = t.daemon(&["--verify-exec", "/no-such-command"], None);
+    // The file now holds a token the bot's replacement cannot be verified with: one
+    // rollback, which starts the old container again (a start event), and no loop.
+    let new = accepted(&t.api);
+    std::fs::write(&t.primary, &new).unwrap();
+    let rolled = "token_rotator_rotations_total{outcome=\"rolled_back\"}";
+    assert!(
+        wait_until(20.0, || metric(&d.get("/metrics").1, rolled) == Some(1.0)),
+        "{}",
+        d.logs()
+    );
+    // Start events keep coming (the undo's restart, a restart by hand): the same failed
+    // token is not tried again until the file changes.
+    docker(&["restart", &t.bot]);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let m = d.get("/metrics").1;
+    assert_eq!(metric(&m, rolled), Some(1.0), "{m}");
+    assert!(carries(&t.bot, &t.live), "the bot keeps its working token");
+}

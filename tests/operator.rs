@@ -43,6 +43,8 @@ fn metrics_show_what_the_engine_shows_even_after_someone_else_recreates_the_bot(
         "busy",
         "rolled_back",
         "rollback_failed",
+        "canary_failed",
+        "interrupted",
     ] {
         let series = format!("token_rotator_rotations_total{{outcome=\"{outcome}\"}}");
         assert_eq!(metric(&m, &series), Some(0.0), "{series}\n{m}");
@@ -279,6 +281,36 @@ fn an_api_key_is_told_apart_with_what_it_is_for_and_logs_have_no_colour_off_a_te
         !run.all().contains('\u{1b}'),
         "no ANSI escapes in a pipe: {run:?}"
     );
+}
+
+/// Runs the rotator under a pseudo-terminal (util-linux `script`), with `env` set; returns
+/// what the terminal showed.
+fn on_a_terminal(args: &str, env: &[(&str, &str)]) -> String {
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_token-rotator"));
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .output()
+        .expect("script (util-linux) runs a command on a pseudo-terminal");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    support::assert_no_secret(&text);
+    text
+}
+
+#[test]
+fn logs_are_coloured_on_a_terminal_unless_no_color_is_set() {
+    let scope = Scope::new("op-no-color");
+    let file = scope.secret_file("not-a-token");
+    let args = format!("rotate --secret-file {} --container x", s(&file));
+    let coloured = on_a_terminal(&args, &[]);
+    assert!(
+        coloured.contains('\u{1b}'),
+        "colour on a terminal: {coloured:?}"
+    );
+    let plain = on_a_terminal(&args, &[("NO_COLOR", "1")]);
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR: {plain:?}");
+    assert!(plain.contains("secret"), "it did log: {plain:?}");
 }
 
 #[test]

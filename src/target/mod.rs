@@ -3,8 +3,9 @@
 //! A [`Target`] has a key (its lock, metric label and report name) and the steps of a
 //! change: find an interrupted one, observe, apply, verify, commit, undo. Commit and undo
 //! are driven by what the engine shows, so the same code finishes or undoes a change
-//! after a failed step and after a crash. Containers ([`container`]) are the one kind
-//! today; a Swarm service implements the same trait.
+//! after a failed step and after a crash. Two kinds implement it: containers
+//! ([`container`]) and Swarm services ([`service`]); [`any::AnyTarget`] holds either, so
+//! one rotation can take both.
 
 pub mod any;
 pub mod container;
@@ -310,7 +311,7 @@ pub struct UndoError {
     pub cause: Box<dyn std::error::Error + Send + Sync>,
 }
 
-/// Something a token can be rotated into: a container today, a Swarm service next.
+/// Something a token can be rotated into: a container or a Swarm service.
 ///
 /// The pipeline calls, per target: [`lock`](Target::lock), [`interrupted`](Target::interrupted)
 /// (then `commit` or `undo` it), [`observe`](Target::observe), and, once the token is

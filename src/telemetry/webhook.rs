@@ -2,8 +2,10 @@
 //! of the live, standby and retired tokens.
 //!
 //! The body has a `text` field so a Slack-style incoming webhook shows it as a message.
-//! Delivery runs in the background with a timeout: a failing webhook is logged and never
-//! delays a rotation. Deliveries still in flight at shutdown are drained within a bound.
+//! Delivery runs in the background with a timeout, one event after the other in the order
+//! they were sent (a receiver sees `live_token_rejected` before `standby_promoted`): a
+//! failing webhook is logged and never delays a rotation. Deliveries still in flight at
+//! shutdown are drained within a bound.
 //! The URL is a credential (a Slack webhook URL is): it is never logged or printed.
 
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,8 @@ pub struct Webhook {
     http: reqwest::Client,
     url: WebhookUrl,
     in_flight: Arc<Mutex<JoinSet<()>>>,
+    /// Completes when the delivery sent last is done: the next one waits for it.
+    last: Arc<Mutex<Option<tokio::sync::oneshot::Receiver<()>>>>,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -64,6 +68,7 @@ impl Webhook {
             http,
             url,
             in_flight: Arc::default(),
+            last: Arc::default(),
         })
     }
 
@@ -77,12 +82,22 @@ impl Webhook {
         let (http, url) = (self.http.clone(), self.url.0.clone());
         let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         while set.try_join_next().is_some() {} // forget the finished ones
+        let (done, next) = tokio::sync::oneshot::channel();
+        let before = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(next);
         set.spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await; // in order: after the one sent before
+            }
             match http.post(url).json(&body).send().await {
                 Ok(r) if r.status().is_success() => tracing::debug!("webhook delivered"),
                 Ok(r) => tracing::warn!(status = r.status().as_u16(), "webhook refused the event"),
                 Err(e) => tracing::warn!("webhook failed: {}", e.without_url()),
             }
+            let _ = done.send(());
         });
     }
 
