@@ -938,29 +938,6 @@ fn cpu_secs(pid: u32) -> f64 {
     (f[11] + f[12]) as f64 / 100.0
 }
 
-/// Context switches of every thread: each one is a wake-up.
-fn switches(pid: u32) -> u64 {
-    let mut n = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        for l in status.lines() {
-            if l.starts_with("voluntary_ctxt_switches:")
-                || l.starts_with("nonvoluntary_ctxt_switches:")
-            {
-                n += l
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    n
-}
-
 fn footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) -> String {
     let binary = std::fs::metadata(bin).unwrap().len();
     let image: u64 = docker(&["image", "inspect", "-f", "{{.Size}}", "token-rotator:dev"])
@@ -981,11 +958,13 @@ fn footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>
     let d = Daemon::start(bin, &file, &name, &base, &["--settle", "0"]);
     std::thread::sleep(Duration::from_secs(1));
     let pid = d.pid();
-    let (cpu0, sw0) = (cpu_secs(pid), switches(pid));
+    let (cpu0, sw0) = (cpu_secs(pid), thread_switches(pid));
     std::thread::sleep(Duration::from_secs(plan.idle_secs));
-    let (cpu1, sw1) = (cpu_secs(pid), switches(pid));
+    let (cpu1, sw1) = (cpu_secs(pid), thread_switches(pid));
     let (idle_rss, idle_peak) = rss(pid);
-    let wakeups = (sw1 - sw0) as f64 / plan.idle_secs as f64;
+    // Per thread: a blocking-pool thread that ends in the window must not make the sum
+    // of all threads go down.
+    let wakeups = woke(&sw0, &sw1) as f64 / plan.idle_secs as f64;
     let from = d.lines().len();
     rename_over(&file, &accepted(&api));
     d.wait_for(from, is("rotation finished"));
@@ -1139,11 +1118,12 @@ fn fleet(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
         last.1 <= first.1 * 1.1,
     ));
     md.push_str(
-        "\nWhat bounds it: the machine's two cores. One swap at a time keeps them about half \
-         busy (the engine's create, stop and start, and fuse-overlayfs mounting each new \
-         container's file system, all in the engine's processes); with five at a time they are \
-         nearly saturated, so ten at a time gains little more. The rotator's own share is \
-         small (its peak RSS grows by well under 1 MiB from one to ten at a time).\n",
+        "\nWhat bounds it: the machine's two cores (the last column). One swap at a time \
+         keeps them about half busy: the engine's create, stop and start, and \
+         fuse-overlayfs mounting each new container's file system, run in the engine's \
+         processes while the rotator waits on them. Five at a time fill most of both cores, \
+         so ten at a time gains little more. The rotator's own share is small (its peak RSS \
+         grows by under 1 MiB from one to ten at a time).\n",
     );
     let largest = *plan.fleet.last().unwrap();
     let widest = *plan.parallel.last().unwrap();
@@ -1425,6 +1405,20 @@ fn rfc3339(t: &str) -> Option<f64> {
 }
 
 /// Context switches per thread (by thread ID), each one a wake-up.
+/// Context switches between two samples of [`thread_switches`]. A thread that ended in the
+/// window takes its count with it: it woke at least once, to end. A new one counts whole.
+fn woke(
+    sw0: &std::collections::HashMap<String, u64>,
+    sw1: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    let ended = sw0.keys().filter(|tid| !sw1.contains_key(*tid)).count() as u64;
+    ended
+        + sw1
+            .iter()
+            .map(|(tid, n1)| n1.saturating_sub(*sw0.get(tid).unwrap_or(&0)))
+            .sum::<u64>()
+}
+
 fn thread_switches(pid: u32) -> std::collections::HashMap<String, u64> {
     let mut all = std::collections::HashMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -1664,15 +1658,7 @@ fn live_footprint(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
         let (idle_rss, _) = rss(pid);
         let starts = engine_starts(t0, t1);
         assert_eq!(d.metric(STREAMS), Some(n as f64), "a stream closed");
-        // A thread that ended in the window takes its count with it: it woke at least once,
-        // to end. A new one counts whole.
-        let ended = sw0.keys().filter(|tid| !sw1.contains_key(*tid)).count() as u64;
-        let woke: u64 = ended
-            + sw1
-                .iter()
-                .map(|(tid, n1)| n1.saturating_sub(*sw0.get(tid).unwrap_or(&0)))
-                .sum::<u64>();
-        let wakeups = woke as f64 / plan.live_idle_secs as f64;
+        let wakeups = woke(&sw0, &sw1) as f64 / plan.live_idle_secs as f64;
         let mib = idle_rss as f64 / 1024.0;
         let threads = if sw0.len() == sw1.len() {
             sw1.len().to_string()
