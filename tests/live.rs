@@ -463,6 +463,16 @@ fn a_bot_recreated_by_compose_without_its_token_gets_the_live_token() {
     // `up -d --force-recreate` puts back the compose file's container: no token.
     compose(&["up", "-d", "--force-recreate"]);
     assert!(wait_until(30.0, || carries(&bot, &t.live)), "{}", d.logs());
+    // The replacement has the name before its swap is committed: let the daemon finish
+    // (the old container, which carries compose's labels too, is removed then), or
+    // `down` would race it for that container.
+    let leftovers = format!("name={bot}-tr-");
+    assert!(
+        wait_until(30.0, || docker(&["ps", "-aq", "--filter", &leftovers])
+            .is_empty()),
+        "{}",
+        d.logs()
+    );
     compose(&["down"]);
 }
 
