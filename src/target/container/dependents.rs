@@ -20,10 +20,11 @@ use futures_util::stream::{self, StreamExt};
 
 use super::apply::{failed, now_rfc3339, step, Redacted};
 use super::spec::replacement;
+use super::undo::undo_error;
 use crate::engine::names::Marker;
+use crate::engine::EngineError;
 use crate::engine::{api_version, describe, inspect, is_transport, labels, legacy};
 use crate::engine::{remove_keep_volumes as remove, rename, retrying, short, start, stop};
-use crate::engine::{EngineError, Failure};
 use crate::target::{Ctx, DependentChange, StepError, TargetError, UndoError};
 
 /// Label on a dependent's replacement: the name of the target whose namespaces it shares.
@@ -311,15 +312,6 @@ pub async fn leftovers(
         }
     }
     Ok(false)
-}
-
-fn undo_error(target: &str, what: &str, e: bollard::errors::Error) -> UndoError {
-    UndoError {
-        target: target.to_string(),
-        what: what.to_string(),
-        unreachable: is_transport(&e),
-        cause: Box::new(Failure(e)),
-    }
 }
 
 /// Finishes or undoes the dependents' swaps of `target`, after the target's own settle:

@@ -36,7 +36,8 @@ pub struct NameTaken {
     pub holder: String,
 }
 
-fn undo_error(target: &str, what: &str, e: bollard::errors::Error) -> UndoError {
+/// An engine error while finishing or undoing a swap, kept as the cause.
+pub(super) fn undo_error(target: &str, what: &str, e: bollard::errors::Error) -> UndoError {
     UndoError {
         target: target.to_string(),
         what: what.to_string(),
