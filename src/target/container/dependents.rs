@@ -18,7 +18,7 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOpt
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
-use super::apply::{failed, now_rfc3339, step, Redacted};
+use super::apply::{failed, image_ref, now_rfc3339, step, Redacted};
 use super::spec::replacement;
 use super::undo::undo_error;
 use crate::engine::names::Marker;
@@ -190,15 +190,8 @@ pub async fn apply(
         (labels::OLD_RUNNING, running.to_string()),
         (DEPENDENT_OF, target.to_string()),
     ];
-    let image = old.image.clone().unwrap_or_default();
-    let image = match old.config.as_ref().and_then(|c| c.image.clone()) {
-        Some(n)
-            if docker.inspect_image(&n).await.ok().and_then(|i| i.id) == Some(image.clone()) =>
-        {
-            n
-        }
-        _ => image,
-    };
+    // The same image by name when the name still points at it, else by ID.
+    let (image, _) = image_ref(docker, &old).await;
     let mut spec = replacement(&old, &image, None, &labels, api_version(docker))
         .map_err(|e| failed(target, step::PREPARE, false, e))?;
     if let Some(h) = spec.body.host_config.as_mut() {
@@ -282,13 +275,12 @@ pub async fn verify(docker: &Docker, target: &str, dep: &DependentChange) -> Res
     ))
 }
 
-/// Whether a dependent's swap of `target` is unfinished: a copy whose old container is
-/// still there.
-pub async fn leftovers(
+/// The copies of `target`'s dependents (labelled [`DEPENDENT_OF`]), current and past.
+async fn copies(
     docker: &Docker,
     target: &str,
     window: Duration,
-) -> Result<bool, bollard::errors::Error> {
+) -> Result<Vec<ContainerSummary>, bollard::errors::Error> {
     let filters = HashMap::from([(
         "label".to_string(),
         vec![format!("{DEPENDENT_OF}={target}")],
@@ -297,10 +289,20 @@ pub async fn leftovers(
         .all(true)
         .filters(&filters)
         .build();
-    let found = retrying(window, "list the dependents' replacements", || {
+    retrying(window, "list the dependents' replacements", || {
         docker.list_containers(Some(opts.clone()))
     })
-    .await?;
+    .await
+}
+
+/// Whether a dependent's swap of `target` is unfinished: a copy whose old container is
+/// still there.
+pub async fn leftovers(
+    docker: &Docker,
+    target: &str,
+    window: Duration,
+) -> Result<bool, bollard::errors::Error> {
+    let found = copies(docker, target, window).await?;
     for c in found {
         if let Some(old) = c.labels.as_ref().and_then(|l| l.get(labels::REPLACES)) {
             if retrying(window, "inspect a dependent", || inspect(docker, old))
@@ -322,19 +324,9 @@ pub async fn settle(
     target: &str,
     window: Duration,
 ) -> Result<Vec<String>, UndoError> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("{DEPENDENT_OF}={target}")],
-    )]);
-    let opts = ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let found = retrying(window, "list the dependents' replacements", || {
-        docker.list_containers(Some(opts.clone()))
-    })
-    .await
-    .map_err(|e| undo_error(target, "list the dependents' replacements", e))?;
+    let found = copies(docker, target, window)
+        .await
+        .map_err(|e| undo_error(target, "list the dependents' replacements", e))?;
     let mut actions = Vec::new();
     if found.is_empty() {
         return Ok(actions);

@@ -31,24 +31,37 @@ impl std::fmt::Debug for Inspected {
     }
 }
 
+/// What [`canonical`] found.
+pub struct Canonical {
+    /// The container's own name.
+    pub name: String,
+    /// An image to anchor its lock on.
+    pub anchor_image: String,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
+    /// Its ID, when the container found is the target itself (not a leftover of a swap).
+    pub id: Option<String>,
+}
+
 /// The container's own name for `requested` (an ID, a name, or a name mid-swap), an image
-/// to anchor its lock on, and its labels.
-pub async fn canonical(
-    docker: &Docker,
-    requested: &str,
-) -> Result<(String, String, HashMap<String, String>), TargetError> {
+/// to anchor its lock on, its labels, and its ID when it was found as itself.
+pub async fn canonical(docker: &Docker, requested: &str) -> Result<Canonical, TargetError> {
     if let Some(info) = lookup(docker, requested).await? {
         let n = info
             .name
             .as_deref()
             .unwrap_or(requested)
             .trim_start_matches('/');
-        let n = match Marker::parse(n) {
-            Some((target, m)) if m != Marker::Lock => target,
-            _ => n,
+        let (n, itself) = match Marker::parse(n) {
+            Some((target, m)) if m != Marker::Lock => (target, false),
+            _ => (n, true),
         };
-        let labels = info.config.and_then(|c| c.labels).unwrap_or_default();
-        return Ok((n.to_string(), info.image.unwrap_or_default(), labels));
+        return Ok(Canonical {
+            name: n.to_string(),
+            anchor_image: info.image.unwrap_or_default(),
+            labels: info.config.and_then(|c| c.labels).unwrap_or_default(),
+            id: info.id.filter(|_| itself),
+        });
     }
     // Not found under that name: a crash may have left it set aside mid-swap.
     let leftovers = list_markers(docker, requested)
@@ -58,7 +71,12 @@ pub async fn canonical(
         .into_iter()
         .find_map(|(_, c)| c.image_id.map(|i| (i, c.labels)))
     {
-        Some((image, labels)) => Ok((requested.to_string(), image, labels.unwrap_or_default())),
+        Some((image, labels)) => Ok(Canonical {
+            name: requested.to_string(),
+            anchor_image: image,
+            labels: labels.unwrap_or_default(),
+            id: None,
+        }),
         None => Err(TargetError::NotFound(requested.to_string())),
     }
 }

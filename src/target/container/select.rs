@@ -193,15 +193,34 @@ pub async fn select(
 ) -> Result<Vec<ContainerTarget>, TargetError> {
     let (names, given) = selector.by_label(docker).await?;
     let mut out: Vec<ContainerTarget> = Vec::with_capacity(names.len());
+    let mut ids = Vec::with_capacity(names.len());
     for (i, requested) in names.iter().enumerate() {
-        let (name, anchor_image, labels) = match observe::canonical(docker, requested).await {
+        let found = match observe::canonical(docker, requested).await {
             Ok(found) => found,
             // Found by label a moment ago and gone now (a replica scaled down): not a target.
             Err(TargetError::NotFound(_)) if i >= given => continue,
             Err(e) => return Err(e),
         };
+        let observe::Canonical {
+            name,
+            anchor_image,
+            labels,
+            id,
+        } = found;
         if out.iter().any(|t| t.name == name) {
             continue;
+        }
+        // Its ID for the dependents' scan (found under a leftover's name: look it up).
+        let id = match id {
+            Some(id) => Some(id),
+            None => crate::engine::inspect(docker, &name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|i| i.id),
+        };
+        if let Some(id) = id {
+            ids.push((name.clone(), id));
         }
         let cfg = match labels.get(ENV_VAR_LABEL) {
             None => cfg.clone(),
@@ -226,12 +245,6 @@ pub async fn select(
         });
     }
     // Who shares their namespaces, for all targets at once.
-    let mut ids = Vec::with_capacity(out.len());
-    for t in &out {
-        if let Ok(Some(info)) = crate::engine::inspect(docker, &t.name).await {
-            ids.push((t.name.clone(), info.id.unwrap_or_default()));
-        }
-    }
     let mut deps = super::dependents::scan(docker, &ids).await?;
     for t in &mut out {
         t.dependents = deps.remove(&t.name).unwrap_or_default();

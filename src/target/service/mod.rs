@@ -221,17 +221,14 @@ impl Target for ServiceTarget {
             .read()
             .await
             .map_err(|e| EngineError::new(format!("inspect service {:?}", self.name), e))?;
-        let Some((spec, state)) = found else {
+        let Some((spec, _)) = found else {
             return Ok(None);
         };
         // Ours and never verified: a crash during the rollout or its checks. Undone (Swarm
         // may have paused it meanwhile: a rollback ends that too).
-        Ok(unverified(&spec.spec).map(|rotation| {
-            let _ = state;
-            Interrupted {
-                committed: false,
-                change: change(&spec, rotation.to_string(), self.cfg.order),
-            }
+        Ok(unverified(&spec.spec).map(|rotation| Interrupted {
+            committed: false,
+            change: change(&spec, rotation.to_string(), self.cfg.order),
         }))
     }
 
@@ -268,7 +265,7 @@ impl Target for ServiceTarget {
         Ok(())
     }
 
-    async fn apply(&self, seen: &Observed<Spec>, ctx: Ctx<'_>) -> Result<Change, StepError> {
+    async fn apply(&self, _seen: &Observed<Spec>, ctx: Ctx<'_>) -> Result<Change, StepError> {
         let var = self.cfg.env_var.clone();
         let value = ctx.token.expose().to_string();
         let fingerprint = ctx.token.fingerprint().to_string();
@@ -303,7 +300,6 @@ impl Target for ServiceTarget {
                 cause: Box::new(e),
             })?;
         tracing::info!(service = %self.name, version = before.version, "service updated; Swarm rolls it out");
-        let _ = seen;
         let mut c = change(&before, ctx.rotation.to_string(), self.cfg.order);
         c.mark = Some(status_before.unwrap_or_default());
         Ok(c)
