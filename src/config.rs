@@ -309,7 +309,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub rotate: RotateArgs,
 
-    /// Quiet time after the last file event before the file is read, in seconds.
+    /// Quiet time after an update still in progress (a truncation, a deletion) before the
+    /// file is read, in seconds; a close after writing, or a rename onto it, is read at once.
     #[arg(long, default_value = "0.3", env = "TOKEN_ROTATOR_DEBOUNCE", value_parser = seconds, value_name = "SECS")]
     pub debounce: Duration,
 

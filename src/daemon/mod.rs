@@ -65,9 +65,10 @@ pub struct DaemonConfig {
     pub retired: retired::WatchPlan,
 }
 
-/// A content that failed: same fingerprint and same mtime means "not written again".
+/// What the secret file held when read: for a failed token, same fingerprint and same
+/// mtime means "not written again".
 #[derive(Debug, Clone, PartialEq)]
-struct Failed {
+struct Content {
     fingerprint: Fingerprint,
     mtime: Option<SystemTime>,
 }
@@ -183,7 +184,10 @@ struct Daemon {
     retired: retired::Watch,
     retry_at: Option<Instant>,
     backoff: Backoff,
-    last_failed: Option<Failed>,
+    last_failed: Option<Content>,
+    /// The primary file as last read: a file event that leaves its token as it was
+    /// touches neither the engine nor the log.
+    last_read: Option<Content>,
     last_event: Option<(Option<String>, Outcome)>,
     /// The targets' names as of the last rotation (label selection changes them).
     targets: Vec<String>,
@@ -209,6 +213,7 @@ impl Daemon {
             retry_at: None,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             last_failed: None,
+            last_read: None,
             last_event: None,
             targets: names,
             followers: Default::default(),
@@ -227,12 +232,18 @@ impl Daemon {
     async fn on_trigger(&mut self, t: Trigger) -> bool {
         match t {
             Trigger::File(File::Primary) => {
-                if self.last_failed.is_some()
-                    && current_content(&self.cfg.watch.path).await != self.last_failed
-                {
+                let seen = current_content(&self.cfg.watch.path).await;
+                let same_token = matches!((&seen, &self.last_read), (Some(a), Some(b)) if a.fingerprint == b.fingerprint);
+                // A failed token written again (same content, new mtime) is tried again.
+                let rewritten = self.last_failed.is_some() && seen != self.last_failed;
+                if rewritten {
                     self.last_failed = None;
                 }
-                true
+                self.last_read = seen;
+                if same_token && !rewritten {
+                    tracing::trace!("secret file event, same token: nothing to do");
+                }
+                !same_token || rewritten
             }
             Trigger::File(File::Standby) => {
                 self.live.check_standby(&ctx!(self), false).await;
@@ -280,7 +291,20 @@ impl Daemon {
     /// daemon must stop.
     async fn reconcile(&mut self, shutdown: &mut Shutdown<'_>) -> std::ops::ControlFlow<()> {
         let path = self.cfg.watch.path.clone();
-        let primary = read_token_async(&path, self.rotator.secret.format).await;
+        let format = self.rotator.secret.format;
+        self.last_read = current_content(&path).await;
+        let mut primary = read_token_async(&path, format).await;
+        if primary.is_err() {
+            // An in-place write caught half-way (truncated, not yet written) reads as empty
+            // or cut short: look again once the writer has had the quiet period to finish.
+            let quiet = tokio::time::sleep(self.cfg.watch.debounce);
+            if or_stop(quiet, shutdown).await.is_none() {
+                self.stop().await;
+                return std::ops::ControlFlow::Break(());
+            }
+            self.last_read = current_content(&path).await;
+            primary = read_token_async(&path, format).await;
+        }
         let (token, file) = match self.live.choose(primary) {
             live::Choice::Deploy(token, file) => (token, file),
             live::Choice::Unusable(e) => {
@@ -429,13 +453,13 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// The file's token fingerprint and mtime, if it can be read at all.
-async fn current_content(path: &Path) -> Option<Failed> {
+async fn current_content(path: &Path) -> Option<Content> {
     let token = read_token_async(path, TokenFormat::Any).await.ok()?;
     let mtime = tokio::fs::metadata(path)
         .await
         .and_then(|m| m.modified())
         .ok();
-    Some(Failed {
+    Some(Content {
         fingerprint: token.fingerprint().clone(),
         mtime,
     })

@@ -1,6 +1,7 @@
 //! A unix-socket forwarder in front of the real Docker socket, so a test can make the
 //! engine vanish for one rotator (connections dropped, socket file gone) and come back,
-//! without touching the engine every other test shares.
+//! without touching the engine every other test shares. It also records the request line
+//! of every request a rotator makes, so a test can count its engine calls.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -15,14 +16,35 @@ pub struct EngineProxy {
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<UnixStream>>>,
+    requests: Requests,
 }
 
-fn pump(mut from: UnixStream, mut to: UnixStream) {
+type Requests = Arc<Mutex<Vec<String>>>;
+
+/// Copies `from` to `to`; with `requests`, records each HTTP request line seen on the way
+/// (`GET /v1.41/containers/json`, without the version).
+fn pump(mut from: UnixStream, mut to: UnixStream, requests: Option<Requests>) {
     let mut buf = [0u8; 16 * 1024];
+    let mut line = Vec::new();
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(r) = &requests {
+                    for &b in &buf[..n] {
+                        if b != b'\n' {
+                            // Only a line's start matters; a body may be long.
+                            if line.len() < 512 {
+                                line.push(b);
+                            }
+                            continue;
+                        }
+                        if let Some(req) = request_line(&line) {
+                            r.lock().unwrap().push(req);
+                        }
+                        line.clear();
+                    }
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
@@ -30,6 +52,22 @@ fn pump(mut from: UnixStream, mut to: UnixStream) {
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// `METHOD /path` of an HTTP/1.x request line (the API version dropped), if it is one.
+fn request_line(line: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut parts = text.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let known = ["GET", "POST", "PUT", "DELETE", "HEAD"].contains(&method);
+    if !known || !version.starts_with("HTTP/1.") || !target.starts_with('/') {
+        return None;
+    }
+    let path = match target.strip_prefix("/v").and_then(|t| t.split_once('/')) {
+        Some((v, rest)) if v.chars().all(|c| c.is_ascii_digit() || c == '.') => format!("/{rest}"),
+        _ => target.to_string(),
+    };
+    Some(format!("{method} {path}"))
 }
 
 impl EngineProxy {
@@ -40,12 +78,14 @@ impl EngineProxy {
             up: Arc::new(AtomicBool::new(true)),
             stop: Arc::new(AtomicBool::new(false)),
             open: Arc::new(Mutex::new(Vec::new())),
+            requests: Arc::new(Mutex::new(Vec::new())),
         };
-        let (path, up, stop, open) = (
+        let (path, up, stop, open, requests) = (
             proxy.path.clone(),
             proxy.up.clone(),
             proxy.stop.clone(),
             proxy.open.clone(),
+            proxy.requests.clone(),
         );
         let bind = |path: &Path| {
             let _ = std::fs::remove_file(path);
@@ -78,8 +118,9 @@ impl EngineProxy {
                         o.push(client.try_clone().unwrap());
                         o.push(engine.try_clone().unwrap());
                         let (c2, e2) = (client.try_clone().unwrap(), engine.try_clone().unwrap());
-                        std::thread::spawn(move || pump(client, engine));
-                        std::thread::spawn(move || pump(e2, c2));
+                        let seen = Some(requests.clone());
+                        std::thread::spawn(move || pump(client, engine, seen));
+                        std::thread::spawn(move || pump(e2, c2, None));
                         // A connection accepted while `cut` ran is dropped here.
                         if !up.load(Ordering::SeqCst) {
                             for s in o.drain(..) {
@@ -98,6 +139,11 @@ impl EngineProxy {
     /// The `DOCKER_HOST` value that reaches the engine through this proxy.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.path.display())
+    }
+
+    /// Every request made through the proxy so far, as `METHOD /path?query`, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
     }
 
     /// The engine vanishes: every open connection is dropped and the socket file removed.
