@@ -106,6 +106,36 @@ fn the_replacement_starts_before_the_old_container_dies() {
 }
 
 #[test]
+fn stop_first_starts_the_replacement_only_once_the_old_process_has_died() {
+    let scope = Scope::new("sf-stop-first");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let bot = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let old_id = inspect(&bot)["Id"].as_str().unwrap().to_string();
+    let file = scope.secret_file(&new);
+    let base = api.base_url();
+    let since = now_nanos();
+    let mut argv = args(&file, &base, &bot);
+    argv[3] = "stop-first";
+    let run = rotator(&argv);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["targets"][0]["order"], "stop-first");
+    let new_id = inspect(&bot)["Id"].as_str().unwrap().to_string();
+    let ev = events(&scope, since);
+    let at = |action: &str, id: &str| {
+        ev.iter()
+            .find(|(_, a, i)| a == action && i == id)
+            .unwrap_or_else(|| panic!("no {action} of {id}: {ev:?}"))
+            .0
+    };
+    // The start is sent while the engine still cleans up after the old one, never before
+    // its process has exited.
+    assert!(at("die", &old_id) < at("start", &new_id), "{ev:?}");
+    assert_eq!(env_of(&bot, ENV_VAR).as_deref(), Some(new.as_str()));
+    assert_eq!(scope.containers(), vec![bot]);
+}
+
+#[test]
 fn a_failed_verification_leaves_the_old_container_running_the_whole_time() {
     let scope = Scope::new("sf-rollback");
     let api = StandInApi::start();

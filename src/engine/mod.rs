@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod labels;
 pub mod legacy;
 pub mod names;
+pub mod version;
 
 use std::time::Duration;
 
@@ -94,11 +95,19 @@ pub async fn connect() -> Result<Docker, ConnectError> {
             _ => ConnectError::Connect { host, source },
         }
     };
-    let docker = Docker::connect_with_defaults()
-        .map_err(fail)?
-        // A stop honours the container's own timeout, which may exceed bollard's 2-minute default.
-        .with_timeout(Duration::from_secs(600));
-    let docker = docker.negotiate_version().await.map_err(fail)?;
+    // A stop honours the container's own timeout, which may exceed bollard's 2-minute default.
+    const TIMEOUT: u64 = 600;
+    let docker = match by_ping(TIMEOUT).await {
+        Some(docker) => docker,
+        // Not a unix socket, or no version in the ping: bollard's own negotiation (it also
+        // says what went wrong).
+        None => Docker::connect_with_defaults()
+            .map_err(fail)?
+            .with_timeout(Duration::from_secs(TIMEOUT))
+            .negotiate_version()
+            .await
+            .map_err(fail)?,
+    };
     let v = docker.client_version();
     if (v.major_version, v.minor_version) < MIN_API {
         return Err(ConnectError::TooOld(format!(
@@ -107,6 +116,24 @@ pub async fn connect() -> Result<Docker, ConnectError> {
         )));
     }
     Ok(docker)
+}
+
+/// Connects over the unix socket at the version the engine's ping names (bollard's own
+/// if the engine speaks a newer one), if it answers.
+async fn by_ping(timeout_secs: u64) -> Option<Docker> {
+    let host = host();
+    let socket = host.strip_prefix("unix://")?;
+    let (major, minor) = version::ping_version(socket).await?;
+    let ours = bollard::API_DEFAULT_VERSION;
+    let v = if (major, minor) < (ours.major_version, ours.minor_version) {
+        bollard::ClientVersion {
+            major_version: major,
+            minor_version: minor,
+        }
+    } else {
+        *ours
+    };
+    Docker::connect_with_unix(socket, timeout_secs, &v).ok()
 }
 
 /// The API version agreed with the engine, as `(major, minor)`.
@@ -298,5 +325,62 @@ mod tests {
             "700 29 0:60 / /var/lib/docker/containers/{id}/mounts/shm rw,nosuid - tmpfs shm rw"
         );
         assert_eq!(find_container_id(&format!("1 2 3 / / rw\n{shm}\n")), None);
+    }
+}
+
+/// Which half of [`stop_then_start`] failed.
+#[derive(Debug)]
+pub enum StopStartError {
+    /// Stopping the old container.
+    Stop(bollard::errors::Error),
+    /// Starting the new one.
+    Start(bollard::errors::Error),
+}
+
+/// Stops `old`, then starts `new` as soon as `old`'s process has exited (its `die` event),
+/// while the engine is still cleaning up after it (unmounting, detaching networks: tens of
+/// milliseconds the bot would otherwise be down for); without that event (a stream that
+/// fails, an engine whose clock is ahead), once the stop returns. Only for containers of
+/// which two copies could run at once: the old one's ports and addresses are released by
+/// that clean-up, not by the exit.
+pub async fn stop_then_start(docker: &Docker, old: &str, new: &str) -> Result<(), StopStartError> {
+    use futures_util::StreamExt;
+    // Events since just before the stop: a `die` that comes before the subscription is
+    // registered is replayed from the engine's buffer.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()))
+        .unwrap_or_default();
+    let filters = std::collections::HashMap::from([
+        ("type", vec!["container"]),
+        ("container", vec![old]),
+        ("event", vec!["die"]),
+    ]);
+    let opts = bollard::query_parameters::EventsOptionsBuilder::default()
+        .since(&since)
+        .filters(&filters)
+        .build();
+    let mut died = docker.events(Some(opts));
+    let stopping = stop(docker, old);
+    tokio::pin!(stopping);
+    let stopped = tokio::select! {
+        r = &mut stopping => Some(r),
+        ev = died.next() => match ev {
+            Some(Ok(_)) => None,
+            // No event to wait for: the stop's return it is.
+            _ => Some((&mut stopping).await),
+        },
+    };
+    drop(died);
+    match stopped {
+        Some(r) => {
+            r.map_err(StopStartError::Stop)?;
+            start(docker, new).await.map_err(StopStartError::Start)
+        }
+        None => {
+            let (stop_r, start_r) = tokio::join!(stopping, start(docker, new));
+            stop_r.map_err(StopStartError::Stop)?;
+            start_r.map_err(StopStartError::Start)
+        }
     }
 }

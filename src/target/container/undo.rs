@@ -53,11 +53,15 @@ pub async fn interrupted(
     target: &str,
     window: Duration,
 ) -> Result<Option<Interrupted>, TargetError> {
-    let found = retrying(window, "list leftovers of a swap", || {
-        list_markers(docker, target)
-    })
-    .await
-    .map_err(|e| EngineError::new(format!("list the leftovers of {target:?}"), e))?;
+    // Both listings at once: one round trip before the swap, not two.
+    let (found, left) = tokio::join!(
+        retrying(window, "list leftovers of a swap", || {
+            list_markers(docker, target)
+        }),
+        super::dependents::leftovers(docker, target, window)
+    );
+    let found =
+        found.map_err(|e| EngineError::new(format!("list the leftovers of {target:?}"), e))?;
     let pick = found
         .iter()
         .find(|(m, _)| *m == Marker::Done)
@@ -65,9 +69,8 @@ pub async fn interrupted(
     if pick.is_none() {
         // The target's swap settled, its dependents' not (a crash in between): undo()
         // settles them, finished or undone as their target's swap was.
-        let left = super::dependents::leftovers(docker, target, window)
-            .await
-            .map_err(|e| EngineError::new(format!("list the dependents of {target:?}"), e))?;
+        let left =
+            left.map_err(|e| EngineError::new(format!("list the dependents of {target:?}"), e))?;
         return Ok(left.then(|| Interrupted {
             committed: false,
             change: Change {
@@ -130,22 +133,21 @@ pub async fn commit(
             .and_then(|c| c.name.as_deref())
             .is_some_and(|n| n.trim_start_matches('/') == done)
     };
-    let current = retrying(window, "inspect the old container", || {
-        inspect(docker, &change.old_id)
+    // Renamed straight away (one round trip); only a refusal is looked into: the old
+    // container gone, already marked (a commit finished again after a crash), or the
+    // rename through with its answer lost.
+    let renamed = retrying(window, "mark the old container done", || {
+        rename(docker, &change.old_id, &done)
     })
-    .await
-    .map_err(not_recorded)?;
-    if current.is_some() && !named_done(&current) {
-        let renamed = retrying(window, "mark the old container done", || {
-            rename(docker, &change.old_id, &done)
+    .await;
+    if let Err(e) = renamed {
+        let now = retrying(window, "inspect the old container", || {
+            inspect(docker, &change.old_id)
         })
-        .await;
-        if let Err(e) = renamed {
-            // The rename may have gone through with its answer lost: look before failing.
-            let now = inspect(docker, &change.old_id).await.ok().flatten();
-            if !named_done(&now) {
-                return Err(not_recorded(e));
-            }
+        .await
+        .map_err(not_recorded)?;
+        if now.is_some() && !named_done(&now) {
+            return Err(not_recorded(e));
         }
     }
     // Committed from here on (or the old container is gone, and the verified replacement
@@ -217,10 +219,14 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
                     }
                 }
                 // Stopped with its own signal and timeout (it still runs after a start-first
-                // swap), then removed, never its volumes.
-                retrying(window, "stop the old container", || stop(docker, &id))
-                    .await
-                    .map_err(|e| undo_error(target, "stop the old container", e))?;
+                // swap), then removed, never its volumes. One the listing shows not running
+                // (stop-first) needs no stop.
+                use bollard::models::ContainerSummaryStateEnum as S;
+                if !matches!(c.state, Some(S::CREATED | S::EXITED | S::DEAD)) {
+                    retrying(window, "stop the old container", || stop(docker, &id))
+                        .await
+                        .map_err(|e| undo_error(target, "stop the old container", e))?;
+                }
                 retrying(window, "remove the old container", || remove(docker, &id))
                     .await
                     .map_err(|e| undo_error(target, "remove the old container", e))?;
