@@ -128,8 +128,7 @@ fn stop_first_starts_the_replacement_only_once_the_old_process_has_died() {
             .unwrap_or_else(|| panic!("no {action} of {id}: {ev:?}"))
             .0
     };
-    // The start is sent while the engine still cleans up after the old one, never before
-    // its process has exited.
+    // Stop-first: the replacement's process never runs beside the old one.
     assert!(at("die", &old_id) < at("start", &new_id), "{ev:?}");
     assert_eq!(env_of(&bot, ENV_VAR).as_deref(), Some(new.as_str()));
     assert_eq!(scope.containers(), vec![bot]);

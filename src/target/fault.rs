@@ -32,21 +32,6 @@ pub async fn point(step: &'static str) -> Result<(), Injected> {
     Ok(())
 }
 
-/// Whether a test asked to pause or fail at `step` (a path that would skip over it, such
-/// as starting the replacement before the stop returns, is not taken then).
-#[cfg(feature = "fault-injection")]
-pub fn armed(step: &str) -> bool {
-    ["TOKEN_ROTATOR_FAIL_AT", "TOKEN_ROTATOR_PAUSE_AT"]
-        .iter()
-        .any(|v| std::env::var(v).as_deref() == Ok(step))
-}
-
-/// Without the `fault-injection` feature: nothing is armed.
-#[cfg(not(feature = "fault-injection"))]
-pub fn armed(_step: &str) -> bool {
-    false
-}
-
 /// Without the `fault-injection` feature: never pauses, never fails.
 #[cfg(not(feature = "fault-injection"))]
 pub async fn point(_step: &'static str) -> Result<(), Injected> {

@@ -19,7 +19,8 @@ pub struct EngineProxy {
     requests: Requests,
 }
 
-type Requests = Arc<Mutex<Vec<String>>>;
+/// Each request line seen, with when it reached the proxy (seconds since the epoch).
+type Requests = Arc<Mutex<Vec<(f64, String)>>>;
 
 /// Copies `from` to `to`; with `requests`, records each HTTP request line seen on the way
 /// (`GET /v1.41/containers/json`, without the version).
@@ -40,7 +41,11 @@ fn pump(mut from: UnixStream, mut to: UnixStream, requests: Option<Requests>) {
                             continue;
                         }
                         if let Some(req) = request_line(&line) {
-                            r.lock().unwrap().push(req);
+                            let at = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .unwrap()
+                                .as_secs_f64();
+                            r.lock().unwrap().push((at, req));
                         }
                         line.clear();
                     }
@@ -143,6 +148,12 @@ impl EngineProxy {
 
     /// Every request made through the proxy so far, as `METHOD /path?query`, in order.
     pub fn requests(&self) -> Vec<String> {
+        self.timed_requests().into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// As [`EngineProxy::requests`], each with when it reached the proxy (seconds since
+    /// the epoch).
+    pub fn timed_requests(&self) -> Vec<(f64, String)> {
         self.requests.lock().unwrap().clone()
     }
 

@@ -6,8 +6,9 @@
 //! `NAME-tr-old-ROT` (`-tr-stopped-` if it was stopped); give the replacement the name;
 //! stop the old container (its own stop signal and timeout); start the replacement.
 //! Renaming first leaves only the engine's own stop and start between the old process's
-//! exit and the new one's start; where two copies could run at once anyway, the start is
-//! sent as soon as the old process has died, while the engine still cleans up after it. A container between two restarts of a crash loop cannot
+//! exit and the new one's start. (Starting the replacement at the old process's `die`,
+//! during the engine's clean-up after it, was measured slower: the two contend for the
+//! engine's CPU; see docs/BENCHMARKS.md.) A container between two restarts of a crash loop cannot
 //! be renamed: it is stopped first. Verification and commit come after, from the pipeline.
 
 use bollard::models::{EndpointSettings, NetworkConnectRequest};
@@ -19,10 +20,7 @@ use super::spec::replacement;
 use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
-use crate::engine::{
-    api_version, describe, is_transport, legacy, rename, short, start, stop, stop_then_start,
-    StopStartError,
-};
+use crate::engine::{api_version, describe, is_transport, legacy, rename, short, start, stop};
 use crate::target::{fault, Change, Ctx, Observed, StepError};
 
 /// The steps of a swap, as named in errors.
@@ -210,23 +208,11 @@ pub async fn apply(
         // A stopped target gets a stopped replacement: starting it would override the operator.
         return Ok(change);
     }
-    // Two copies could run at once (what start-first needs): the replacement may start
-    // while the engine is still cleaning up after the old process, which has exited.
-    let overlap_ok = start_first_blocker(old).is_none() && !has_dependents;
-    if !stopped && overlap_ok && !fault::armed("after-stop") {
-        stop_then_start(docker, &seen.id, &new_id)
-            .await
-            .map_err(|e| match e {
-                StopStartError::Stop(e) => at(step::STOP_OLD)(e),
-                StopStartError::Start(e) => at(step::START_NEW)(e),
-            })?;
-    } else {
-        if !stopped {
-            stop(docker, &seen.id).await.map_err(at(step::STOP_OLD))?;
-            point(name, step::STOP_OLD, "after-stop").await?;
-        }
-        start(docker, &new_id).await.map_err(at(step::START_NEW))?;
+    if !stopped {
+        stop(docker, &seen.id).await.map_err(at(step::STOP_OLD))?;
+        point(name, step::STOP_OLD, "after-stop").await?;
     }
+    start(docker, &new_id).await.map_err(at(step::START_NEW))?;
     point(name, step::START_NEW, "after-start").await?;
     tracing::debug!(container = name, new_id = %short(&new_id), "replacement started, verifying");
     Ok(change)

@@ -11,11 +11,13 @@
 //! after a failed step and after a crash.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, HostConfig};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
 use bollard::Docker;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{self, StreamExt};
 
 use super::apply::{failed, image_ref, now_rfc3339, step, Redacted};
@@ -60,13 +62,64 @@ pub struct Dependent {
     pub running: bool,
 }
 
+/// What one scan found: each target's dependents, by target name.
+pub type Found = HashMap<String, Vec<Dependent>>;
+
+/// One [`scan`] for all targets of a rotation, started when they are selected and shared by
+/// them: the first lock runs it beside the lock marker's create, so it costs no round trip
+/// of its own before the swap.
+#[derive(Clone)]
+pub struct SharedScan(Shared<BoxFuture<'static, Result<Arc<Found>, Arc<EngineError>>>>);
+
+impl std::fmt::Debug for SharedScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedScan")
+    }
+}
+
+impl SharedScan {
+    /// The scan of `targets` (name, ID), not started until first awaited.
+    pub fn new(docker: Docker, targets: Vec<(String, String)>) -> SharedScan {
+        let fut = async move {
+            scan(&docker, &targets)
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new)
+        };
+        SharedScan(fut.boxed().shared())
+    }
+
+    /// The dependents of `target`, once the scan is done (an error is the scan's own, as a
+    /// fresh value for each target that asks).
+    pub async fn of(&self, target: &str) -> Result<Vec<Dependent>, TargetError> {
+        match self.0.clone().await {
+            Ok(found) => Ok(found.get(target).cloned().unwrap_or_default()),
+            Err(e) => Err(EngineError::new(e.what.clone(), copy_error(&e.source)).into()),
+        }
+    }
+}
+
+/// The same engine error again (bollard's is not `Clone`): a refusal keeps its status and
+/// message, anything else stays a transport error with its text.
+fn copy_error(e: &bollard::errors::Error) -> bollard::errors::Error {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => bollard::errors::Error::DockerResponseServerError {
+            status_code: *status_code,
+            message: message.clone(),
+        },
+        other => bollard::errors::Error::IOError {
+            err: std::io::Error::other(crate::engine::describe(other)),
+        },
+    }
+}
+
 /// For each target (by name, with its container ID), the containers that share one of
 /// its namespaces. One listing and one inspection per other container, for the whole
 /// rotation: the modes that matter are not in the listing.
-pub async fn scan(
-    docker: &Docker,
-    targets: &[(String, String)],
-) -> Result<HashMap<String, Vec<Dependent>>, TargetError> {
+pub async fn scan(docker: &Docker, targets: &[(String, String)]) -> Result<Found, EngineError> {
     let mut out: HashMap<String, Vec<Dependent>> = HashMap::new();
     if targets.is_empty() {
         return Ok(out);

@@ -76,8 +76,17 @@ pub struct ContainerTarget {
     /// A local image to create the lock marker from.
     anchor_image: String,
     cfg: Arc<ContainerConfig>,
-    /// The containers sharing its namespaces, found when it was selected.
-    dependents: Vec<dependents::Dependent>,
+    /// The scan for the containers sharing its namespaces (one for all targets).
+    scan: dependents::SharedScan,
+    /// What the scan found for it, known once it is locked.
+    dependents: std::sync::OnceLock<Vec<dependents::Dependent>>,
+}
+
+impl ContainerTarget {
+    /// The containers sharing its namespaces (none before it is locked).
+    fn dependents(&self) -> &[dependents::Dependent] {
+        self.dependents.get().map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
 impl Target for ContainerTarget {
@@ -88,9 +97,20 @@ impl Target for ContainerTarget {
     }
 
     async fn lock(&self, locker: &Locker) -> Result<Lock, TargetError> {
-        Ok(locker
-            .acquire(&self.docker, &self.name, &self.anchor_image)
-            .await?)
+        // The scan for dependents reads only: it runs beside the marker's create.
+        let acquire = locker.acquire(&self.docker, &self.name, &self.anchor_image);
+        let (lock, found) = tokio::join!(acquire, self.scan.of(&self.name));
+        let lock = lock?;
+        match found {
+            Ok(found) => {
+                let _ = self.dependents.set(found);
+                Ok(lock)
+            }
+            Err(e) => {
+                lock.release().await;
+                Err(e)
+            }
+        }
     }
 
     async fn interrupted(&self) -> Result<Option<Interrupted>, TargetError> {
@@ -123,11 +143,11 @@ impl Target for ContainerTarget {
     }
 
     async fn apply(&self, seen: &Observed<Inspected>, ctx: Ctx<'_>) -> Result<Change, StepError> {
-        let has = !self.dependents.is_empty();
+        let has = !self.dependents().is_empty();
         let mut change = apply::apply(&self.docker, seen, &self.cfg, has, ctx).await?;
         // Those sharing its namespaces follow it onto the replacement; a failure here is
         // undone with the target, by the same undo.
-        for dep in &self.dependents {
+        for dep in self.dependents() {
             let d = dependents::apply(&self.docker, &self.name, dep, &change.new_id, ctx).await?;
             change.dependents.push(d);
         }

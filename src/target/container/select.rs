@@ -192,7 +192,9 @@ pub async fn select(
     cfg: Arc<ContainerConfig>,
 ) -> Result<Vec<ContainerTarget>, TargetError> {
     let (names, given) = selector.by_label(docker).await?;
-    let mut out: Vec<ContainerTarget> = Vec::with_capacity(names.len());
+    // (as requested, own name, anchor image, config), then the targets once the IDs for
+    // their shared scan are known.
+    let mut found_targets: Vec<(String, String, String, Arc<ContainerConfig>)> = Vec::new();
     let mut ids = Vec::with_capacity(names.len());
     for (i, requested) in names.iter().enumerate() {
         let found = match observe::canonical(docker, requested).await {
@@ -207,7 +209,7 @@ pub async fn select(
             labels,
             id,
         } = found;
-        if out.iter().any(|t| t.name == name) {
+        if found_targets.iter().any(|t| t.1 == name) {
             continue;
         }
         // Its ID for the dependents' scan (found under a leftover's name: look it up).
@@ -235,21 +237,22 @@ pub async fn select(
                 Arc::new(own)
             }
         };
-        out.push(ContainerTarget {
+        found_targets.push((requested.clone(), name, anchor_image, cfg));
+    }
+    // Who shares their namespaces, for all targets at once: run beside the first lock.
+    let scan = super::dependents::SharedScan::new(docker.clone(), ids);
+    Ok(found_targets
+        .into_iter()
+        .map(|(requested, name, anchor_image, cfg)| ContainerTarget {
             docker: docker.clone(),
-            requested: requested.clone(),
+            requested,
             name,
             anchor_image,
             cfg,
-            dependents: Vec::new(),
-        });
-    }
-    // Who shares their namespaces, for all targets at once.
-    let mut deps = super::dependents::scan(docker, &ids).await?;
-    for t in &mut out {
-        t.dependents = deps.remove(&t.name).unwrap_or_default();
-    }
-    Ok(out)
+            scan: scan.clone(),
+            dependents: Default::default(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
