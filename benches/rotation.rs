@@ -147,6 +147,13 @@ fn main() {
     eprintln!("bench: wrote {}", out.display());
 }
 
+/// The engine's API version, as `(major, minor)`.
+fn api_of_engine() -> (u32, u32) {
+    let v = sh("docker", &["version", "--format", "{{.Server.APIVersion}}"]);
+    let (a, b) = v.split_once('.').unwrap_or(("1", "41"));
+    (a.parse().unwrap_or(1), b.parse().unwrap_or(41))
+}
+
 /// The engine's version, as the document names it (`20.10.24+dfsg1` is `20.10`).
 fn engine_label() -> String {
     let v = sh("docker", &["version", "--format", "{{.Server.Version}}"]);
@@ -632,8 +639,12 @@ impl Peers {
         let ours = run("ours");
         let cli = run("cli");
         let secret = scope.secret_file(&first);
+        // docker-compose 1.29 cannot recreate a container on Engine 25+ (API 1.44): it reads
+        // the image's `ContainerConfig`, which those engines no longer return.
+        let v1_works = api_of_engine() < (1, 44);
         let composes = [("compose", "docker-compose".to_string()), ("compose2", compose_v2())]
             .into_iter()
+            .filter(|(peer, _)| v1_works || *peer != "compose")
             .map(|(peer, bin)| {
                 let dir = tempfile::tempdir().unwrap();
                 std::fs::write(
@@ -903,7 +914,10 @@ const ACTIONS: [&str; 7] = [
 /// first engine event).
 fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) -> String {
     let peers = Peers::new();
-    let order = ["ours", "cli", "compose", "compose2"];
+    let order: Vec<&'static str> = ["ours", "cli"]
+        .into_iter()
+        .chain(peers.composes.iter().map(|c| c.peer))
+        .collect();
     let mut runs = Vec::new();
     let (mut evs, mut floors) = (Vec::new(), Vec::new());
     for i in 0..plan.swaps {
@@ -979,6 +993,13 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
     ];
     let ratio = |p: &str, f: fn(&Samples) -> &Vec<f64>| med(f(row("ours"))) / med(f(row(p)));
     for (p, label) in names {
+        if !order.contains(&p) {
+            let _ = writeln!(
+                md,
+                "| {label} | cannot recreate a container on this engine (docker-compose 1.29 reads the image's `ContainerConfig`, which Engine 25+ no longer returns: `KeyError: 'ContainerConfig'`) | | | | | | |"
+            );
+            continue;
+        }
         let r = row(p);
         let cell_ratio = |f: fn(&Samples) -> &Vec<f64>| {
             if p == "ours" {
@@ -1030,11 +1051,7 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
     let (vs_cli_down, vs_bare) = (ratio("cli", |r| &r.down), down / bare);
     let (over, cli_over) = (med(&row("ours").overhead), med(&row("cli").overhead));
     let vs_v2_cmd = ratio("compose2", |r| &r.command);
-    let (down_v2, vs_cli, vs_compose) = (
-        med(&row("compose2").down),
-        ratio("cli", |r| &r.swap),
-        ratio("compose", |r| &r.swap),
-    );
+    let (down_v2, vs_cli) = (med(&row("compose2").down), ratio("cli", |r| &r.swap));
     let e = engine_label();
     verdicts.extend([
         (
@@ -1075,12 +1092,15 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
             format!("{vs_cli:.2}x"),
             vs_cli <= 0.8,
         ),
-        (
+    ]);
+    if order.contains(&"compose") {
+        let vs_compose = ratio("compose", |r| &r.swap);
+        verdicts.push((
             format!("swap at most 0.4x Compose v1 ({e})"),
             format!("{vs_compose:.2}x"),
             vs_compose <= 0.4,
-        ),
-    ]);
+        ));
+    }
     md.push_str(
         "\nWhat bounds it: the median time after launch at which each engine action first \
          happened. The engine's own `start` of the replacement is most of every peer's swap; \
@@ -1092,7 +1112,7 @@ fn swaps(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)>) ->
     md.push_str("\n|---|");
     md.push_str(&"---|".repeat(ACTIONS.len()));
     md.push('\n');
-    for (p, label) in names {
+    for (p, label) in names.iter().filter(|(p, _)| order.contains(p)) {
         let _ = write!(md, "| {label} |");
         for a in ACTIONS {
             let _ = match row(p).timeline.get(a) {
