@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmark harness (benches/rotation.rs) on each engine and joins the parts.
-#   bash scripts/bench.sh                    full run on both engines (about 25 minutes),
+#   bash scripts/bench.sh                    full run on both engines (about 15 minutes),
 #                                            writes docs/BENCHMARKS.md
 #   bash scripts/bench.sh --quick            a few iterations (what CI runs), writes
 #                                            target/bench/BENCHMARKS.md
