@@ -292,8 +292,7 @@ impl Daemon {
     async fn reconcile(&mut self, shutdown: &mut Shutdown<'_>) -> std::ops::ControlFlow<()> {
         let path = self.cfg.watch.path.clone();
         let format = self.rotator.secret.format;
-        self.last_read = current_content(&path).await;
-        let mut primary = read_token_async(&path, format).await;
+        let (mut primary, mut content) = read_primary(&path, format).await;
         if primary.is_err() {
             // An in-place write caught half-way (truncated, not yet written) reads as empty
             // or cut short: look again once the writer has had the quiet period to finish.
@@ -302,9 +301,9 @@ impl Daemon {
                 self.stop().await;
                 return std::ops::ControlFlow::Break(());
             }
-            self.last_read = current_content(&path).await;
-            primary = read_token_async(&path, format).await;
+            (primary, content) = read_primary(&path, format).await;
         }
+        self.last_read = content;
         let (token, file) = match self.live.choose(primary) {
             live::Choice::Deploy(token, file) => (token, file),
             live::Choice::Unusable(e) => {
@@ -455,14 +454,35 @@ async fn sleep_until(at: Option<Instant>) {
 /// The file's token fingerprint and mtime, if it can be read at all.
 async fn current_content(path: &Path) -> Option<Content> {
     let token = read_token_async(path, TokenFormat::Any).await.ok()?;
+    Some(content_of(path, &token).await)
+}
+
+/// The primary file's token in `format`, and its content as [`current_content`] sees it
+/// (read once when the token has the right shape).
+async fn read_primary(
+    path: &Path,
+    format: TokenFormat,
+) -> (
+    Result<crate::secret::Token, crate::secret::SecretError>,
+    Option<Content>,
+) {
+    let read = read_token_async(path, format).await;
+    let content = match &read {
+        Ok(token) => Some(content_of(path, token).await),
+        Err(_) => current_content(path).await,
+    };
+    (read, content)
+}
+
+async fn content_of(path: &Path, token: &crate::secret::Token) -> Content {
     let mtime = tokio::fs::metadata(path)
         .await
         .and_then(|m| m.modified())
         .ok();
-    Some(Content {
+    Content {
         fingerprint: token.fingerprint().clone(),
         mtime,
-    })
+    }
 }
 
 fn publish(

@@ -147,12 +147,20 @@ fn start_watcher(
     tx: mpsc::UnboundedSender<Raw>,
 ) -> Option<notify::RecommendedWatcher> {
     let (dir_owned, path) = (dir.to_path_buf(), path.to_path_buf());
+    // Resolved once, and again only when an event names the secret itself (a link
+    // repointed): an event on another file costs no lookup.
+    let mut known = names(&path, &dir_owned);
     let handler = move |res: notify::Result<Event>| {
         let msg = match res {
-            Ok(ev) => match classify(&ev, &dir_owned, &names(&path, &dir_owned)) {
-                Some(raw) => raw,
-                None => return,
-            },
+            Ok(ev) => {
+                if ev.paths.iter().any(|p| p.file_name() == path.file_name()) {
+                    known = names(&path, &dir_owned);
+                }
+                match classify(&ev, &dir_owned, &known) {
+                    Some(raw) => raw,
+                    None => return,
+                }
+            }
             Err(e) => Raw::Failed(e.to_string()),
         };
         let _ = tx.send(msg);

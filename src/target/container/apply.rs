@@ -8,8 +8,9 @@
 //! Renaming first leaves only the engine's own stop and start between the old process's
 //! exit and the new one's start. (Starting the replacement at the old process's `die`,
 //! during the engine's clean-up after it, was measured slower: the two contend for the
-//! engine's CPU; see docs/BENCHMARKS.md.) A container between two restarts of a crash loop cannot
-//! be renamed: it is stopped first. Verification and commit come after, from the pipeline.
+//! engine's CPU; see docs/BENCHMARKS.md.) A container between two restarts of a crash
+//! loop cannot be renamed: it is stopped first. Verification and commit come after, from
+//! the pipeline.
 
 use bollard::models::{EndpointSettings, NetworkConnectRequest};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
