@@ -27,9 +27,7 @@ if ! command -v promtool >/dev/null 2>&1; then
     die "promtool is missing and installing it needs root: run as root or install sudo"
   fi
   say "promtool is missing: installing Debian's prometheus package (apt-get, needs root)"
-  $SUDO apt-get update -qq || die "apt-get update failed"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
-    >/dev/null || die "apt-get install prometheus failed"
+  $SUDO bash scripts/install.sh --no-install-recommends prometheus || die "installing prometheus failed"
   command -v promtool >/dev/null 2>&1 || die "promtool is still not on PATH after installing prometheus"
   # The package enables its service where systemd runs; this check starts its own server,
   # and a Prometheus left listening on :9090 would surprise the machine's owner.

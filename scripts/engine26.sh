@@ -2,7 +2,9 @@
 # A private Docker Engine 26.1 with Compose v2.26, from Debian trixie's packages, beside the
 # machine's engine, which it never touches (../shared/CONTEXT.md says why each flag is here).
 #
-#   bash scripts/engine26.sh fetch          download and unpack once (cached, idempotent)
+#   bash scripts/engine26.sh fetch          download and unpack once (cached, idempotent, safe to
+#                                           run many times at once; TR_NO_FETCH=1 makes a
+#                                           missing tree an error instead of a download)
 #   bash scripts/engine26.sh start [NAME]   start engine NAME (default "e26"); prints DOCKER_HOST=...
 #   bash scripts/engine26.sh stop [NAME]    stop it (SIGTERM, then SIGKILL), remove its bridge
 #   bash scripts/engine26.sh kill [NAME]    SIGKILL it, the way a crash does; `start` brings it back
@@ -17,31 +19,76 @@ set -euo pipefail
 
 ROOT=${TR_ENGINES:-/var/tmp/token-rotator-engines}
 BIN=$ROOT/trixie
+COMPOSE=$BIN/usr/libexec/docker/cli-plugins/docker-compose
 say() { printf 'engine26: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 
+# The unpacked tree is published whole: it is built in a staging folder of this fetch's own,
+# checked, marked complete, then renamed onto $BIN in one step, so a reader sees either no
+# tree or a complete one. The whole fetch holds $ROOT/fetch.lock, so fetches started at
+# once (tests in parallel, two CI runs) download once: the others wait, then find the tree.
+# What a killed fetch leaves (a staging folder, half-downloaded packages, a tree without its
+# mark from an older version of this script) is removed by the next one under the lock.
+fetched() { [ -f "$BIN/.complete" ] && [ -x "$BIN/usr/sbin/dockerd" ] && [ -x "$COMPOSE" ]; }
+
 fetch() {
-  if [ -x "$BIN/usr/sbin/dockerd" ] && [ -x "$BIN/usr/libexec/docker/cli-plugins/docker-compose" ]; then
-    return 0
+  fetched && return 0
+  if [ -n "${TR_NO_FETCH:-}" ]; then
+    die "the private engine is not fetched in $BIN and TR_NO_FETCH is set (scripts/test.sh fetches before any test starts: run 'bash scripts/engine26.sh fetch')"
   fi
   command -v apt-get >/dev/null || die "apt-get not found: the private engine comes from Debian's packages"
+  command -v dpkg-deb >/dev/null || die "dpkg-deb not found: the private engine comes from Debian's packages"
+  command -v flock >/dev/null || die "flock not found (Debian's util-linux)"
   command -v runc >/dev/null || die "runc is not installed (Debian's docker.io brings it: bash scripts/setup.sh)"
-  local apt=$ROOT/apt
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs"
+  mkdir -p "$ROOT"
+  local fd
+  exec {fd}>>"$ROOT/fetch.lock"
+  if ! flock -n "$fd"; then
+    say "another fetch is under way; waiting for it ($ROOT/fetch.lock)"
+    flock "$fd"
+  fi
+  if fetched; then exec {fd}>&-; return 0; fi
+  fetch_locked
+  exec {fd}>&-
+}
+
+fetch_locked() {
+  local apt=$ROOT/apt stage debs deb
+  # Leftovers of a fetch that was killed: nobody else holds the lock, so they are dead.
+  rm -rf "$BIN".new* "$apt/debs"
+  if [ -e "$BIN" ] && ! fetched; then
+    say "removing an incomplete tree in $BIN (an interrupted fetch)"
+    rm -rf "$BIN"
+  fi
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
     >"$apt/sources.list"
   local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Dir::State::status=/dev/null
     -o APT::Architecture=amd64 -o APT::Sandbox::User=root)
   say "fetching docker.io 26.1 and docker-compose 2.26 from Debian trixie (private apt lists in $apt)"
-  apt-get "${opts[@]}" -qq update || die "apt-get update of the trixie lists failed"
-  (cd "$apt/debs" && apt-get "${opts[@]}" -qq download docker.io docker-cli docker-compose containerd) \
-    || die "downloading the trixie packages failed"
-  rm -rf "$BIN.new" && mkdir -p "$BIN.new"
-  for deb in "$apt"/debs/*.deb; do dpkg-deb -x "$deb" "$BIN.new"; done
-  rm -rf "$BIN" && mv "$BIN.new" "$BIN"
-  "$BIN/usr/sbin/dockerd" --version >/dev/null || die "the trixie dockerd does not run on this machine"
-  say "ok: $("$BIN/usr/sbin/dockerd" --version), $("$BIN/usr/libexec/docker/cli-plugins/docker-compose" version)"
+  if ! apt-get "${opts[@]}" -qq update; then
+    say "apt-get update failed; retrying once with empty lists"
+    rm -rf "$apt/lists" && mkdir -p "$apt/lists/partial"
+    apt-get "${opts[@]}" -qq update || die "apt-get update of the trixie lists failed"
+  fi
+  stage=$(mktemp -d "$BIN.new.XXXXXX")
+  debs=$stage.debs
+  mkdir -p "$debs"
+  (cd "$debs" && apt-get "${opts[@]}" -qq download docker.io docker-cli docker-compose containerd) \
+    || { rm -rf "$stage" "$debs"; die "downloading the trixie packages failed"; }
+  for deb in "$debs"/*.deb; do
+    dpkg-deb -x "$deb" "$stage" || { rm -rf "$stage" "$debs"; die "unpacking $(basename "$deb") failed"; }
+  done
+  rm -rf "$debs"
+  "$stage/usr/sbin/dockerd" --version >/dev/null \
+    || { rm -rf "$stage"; die "the trixie dockerd does not run on this machine"; }
+  [ -x "$stage/usr/libexec/docker/cli-plugins/docker-compose" ] \
+    || { rm -rf "$stage"; die "the trixie docker-compose package holds no cli plugin"; }
+  chmod 755 "$stage"
+  touch "$stage/.complete"
+  mv -T "$stage" "$BIN"
+  say "ok: $("$BIN/usr/sbin/dockerd" --version), $("$COMPOSE" version)"
 }
 
 # The storage driver the machine's daemon.json names (the private engine reads an empty
@@ -59,6 +106,22 @@ free_subnet() {
     if ! ip route | grep -q "^10\.231\.$i\."; then echo "10.231.$i"; return 0; fi
   done
   die "no free /24 left in 10.231.0.0/16 for the engine's bridge"
+}
+
+# The bridge, its subnet picked and assigned under a lock of the host's (the routing table is
+# the host's, whatever $TR_ENGINES is), so engines started at once never share a /24.
+make_bridge() {
+  local br=$1 fd
+  exec {fd}>>/var/lock/token-rotator-bridges.lock
+  flock "$fd"
+  if ! ip link show "$br" >/dev/null 2>&1; then
+    ip link add "$br" type bridge || die "cannot create bridge $br (root needed)"
+  fi
+  if [ -z "$(ip -4 -o addr show dev "$br")" ]; then
+    ip addr add "$(free_subnet).1/24" dev "$br" || die "cannot give bridge $br an address"
+  fi
+  ip link set "$br" up
+  exec {fd}>&-
 }
 
 dir_of() { echo "$ROOT/${1:-e26}"; }
@@ -83,11 +146,7 @@ start() {
   echo '{}' >"$dir/daemon.json"
   # Its own bridge, made before it starts: with --bridge=none, or an address pool and a
   # default bridge in its store, dockerd 26 deletes the host's docker0.
-  if ! ip link show "$br" >/dev/null 2>&1; then
-    ip link add "$br" type bridge || die "cannot create bridge $br (root needed)"
-    ip addr add "$(free_subnet).1/24" dev "$br"
-  fi
-  ip link set "$br" up
+  make_bridge "$br"
   driver=$(storage_driver)
   rm -f "$sock"
   (
@@ -155,7 +214,7 @@ purge() {
 env_of() {
   local name=${1:-e26}
   echo "DOCKER_HOST=unix://$(sock_of "$name")"
-  echo "TR_COMPOSE=$BIN/usr/libexec/docker/cli-plugins/docker-compose"
+  echo "TR_COMPOSE=$COMPOSE"
 }
 
 cmd=${1:-}

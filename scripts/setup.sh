@@ -18,14 +18,8 @@ as_root() {
   $SUDO "$@"
 }
 
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 \
-    || die "$* missing and apt-get not found: install them with your system's package manager"
-  say "installing $* from Debian's packages (apt-get, needs root)"
-  as_root apt-get update -qq || die "apt-get update failed"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
-    || die "apt-get install $* failed"
-}
+# Packages go through scripts/install.sh, which serializes installers machine-wide.
+apt_install() { as_root bash "$(dirname "$0")/install.sh" "$@" || die "installing $* failed"; }
 
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
 

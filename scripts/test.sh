@@ -31,6 +31,17 @@ esac
 ENGINE_SUITES=(--test rotate --test preserve --test crash --test hostile --test daemon
   --test hygiene --test engines --test start_first --test pipeline)
 
+# Everything a test could download is fetched here, once, before any test starts: the
+# crates (the tests build the static fake-bot, the image and a fault-injection build of
+# their own) and the private engine (the 26.1 lane, and the suites that start engines of
+# their own, such as engine_restart and swarm, in either lane). With TR_NO_FETCH set, a
+# test that would still need a download fails and says so instead.
+echo "== set-up for the tests: crates and the private engine" >&2
+cargo fetch --locked -q
+cargo fetch --locked -q --manifest-path examples/fake-bot/Cargo.toml
+bash scripts/engine26.sh fetch
+export TR_NO_FETCH=1
+
 if [ "$lane" != 26.1 ]; then
   echo "== test lane: the machine's engine ($(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'))" >&2
   cargo test --locked "$@"
@@ -38,7 +49,6 @@ fi
 
 if [ "$lane" != machine ]; then
   name=e26-tests
-  bash scripts/engine26.sh fetch
   trap 'bash scripts/engine26.sh stop "$name"' EXIT
   eval "$(bash scripts/engine26.sh start "$name" | sed 's/^/export /')"
   echo "== test lane: private engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'), $("$TR_COMPOSE" version)" >&2
