@@ -197,8 +197,8 @@ pub struct TargetArgs {
 
 impl TargetArgs {
     /// The target selector.
-    pub fn selector(&self) -> crate::target::container::Selector {
-        crate::target::container::Selector {
+    pub fn selector(&self) -> crate::targets::container::Selector {
+        crate::targets::container::Selector {
             names: self.containers.clone(),
             labels: self.labels.clone(),
             scope: self.scope.clone(),
@@ -281,7 +281,7 @@ pub struct RotateArgs {
         default_value = "stop-first",
         env = "TOKEN_ROTATOR_ORDER"
     )]
-    pub order: crate::target::container::Order,
+    pub order: crate::targets::container::Order,
 
     /// How many targets are swapped at once.
     #[arg(long, default_value = "1", env = "TOKEN_ROTATOR_PARALLEL", value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N")]
@@ -504,7 +504,7 @@ fn webhook_url(s: &str) -> Result<WebhookUrl, String> {
 
 /// A valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
 pub fn env_var_name(s: &str) -> Result<String, String> {
-    crate::target::container::select::env_var_name(s)
+    crate::targets::container::select::env_var_name(s)
 }
 
 fn container_name(s: &str) -> Result<String, String> {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::engine::ConnectError;
 use crate::secret::SecretError;
-use crate::target::{StepError, TargetError, UndoError};
+use crate::targets::{StepError, TargetError, UndoError};
 use crate::validate::Verdict;
 
 /// How a rotation ended as a whole.
@@ -158,7 +158,7 @@ pub enum Error {
     Target(#[from] TargetError),
     /// The canary refused the token.
     #[error(transparent)]
-    Canary(#[from] crate::target::CanaryError),
+    Canary(#[from] crate::targets::CanaryError),
     /// Asked to stop before any change was made.
     #[error("stopped before any change: nothing was touched")]
     Stopped,
@@ -188,12 +188,12 @@ impl Error {
             Error::Connect(_) => Outcome::EngineUnavailable,
             Error::Stopped => Outcome::Stopped,
             Error::StoppedPartway { .. } => Outcome::Interrupted,
-            Error::Canary(crate::target::CanaryError::Engine {
+            Error::Canary(crate::targets::CanaryError::Engine {
                 unreachable: true, ..
             }) => Outcome::EngineUnavailable,
             Error::Canary(_) => Outcome::CanaryFailed,
             Error::Target(t) => match t {
-                TargetError::Locked(crate::target::LockError::Held { .. }) => Outcome::Busy,
+                TargetError::Locked(crate::targets::LockError::Held { .. }) => Outcome::Busy,
                 TargetError::Locked(_) | TargetError::Engine(_) => Outcome::EngineUnavailable,
                 TargetError::Undo(u) if u.unreachable => Outcome::EngineUnavailable,
                 TargetError::Undo(_) => Outcome::RollbackFailed,

@@ -8,10 +8,10 @@
 //! - [`validate`]: ask the API whether a token works, before anything is touched.
 //! - [`engine`]: the Docker Engine connection, its container operations, the `-tr-` names
 //!   and labels token-rotator writes, and the one backoff.
-//! - [`target`]: the [`target::Target`] trait (key, lock, interrupted, observe, apply,
+//! - [`targets`]: the [`targets::Target`] trait (key, lock, interrupted, observe, apply,
 //!   verify, commit, undo), the per-target lock, and its two kinds: containers (replaced by
 //!   a copy, with the containers sharing their namespaces) and Swarm services (updated and
-//!   rolled out by Swarm), one rotation driving both through [`target::any::AnyTarget`].
+//!   rolled out by Swarm), one rotation driving both through [`targets::any::AnyTarget`].
 //! - [`rotation`]: the pipeline that drives targets through a rotation, and its report.
 //! - [`error`]: the rotation's error, and the one mapping to an outcome and exit code.
 //! - [`daemon`]: `run`: every input (secret and standby files, engine events, bot logs) one
@@ -26,6 +26,6 @@ pub mod engine;
 pub mod error;
 pub mod rotation;
 pub mod secret;
-pub mod target;
+pub mod targets;
 pub mod telemetry;
 pub mod validate;

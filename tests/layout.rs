@@ -15,7 +15,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file belongs to (`src/target/container/undo.rs` → `target`).
+/// The top-level module a file belongs to (`src/targets/container/undo.rs` → `targets`).
 fn module_of(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
     let first = rel
@@ -91,8 +91,8 @@ fn top_level_modules_form_no_import_cycle() {
         visit(m, &graph, &mut Vec::new(), &mut done);
     }
     // The pipeline sits above the targets, and the targets above the engine.
-    assert!(graph["rotation"].contains("target"));
-    assert!(graph["target"].contains("engine"));
+    assert!(graph["rotation"].contains("targets"));
+    assert!(graph["targets"].contains("engine"));
 }
 
 #[test]

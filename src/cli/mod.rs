@@ -14,8 +14,8 @@ use crate::engine::{Backoff, ConnectError};
 use crate::error::Error;
 use crate::rotation::{Pipeline, RotationReport, Rotator, SecretSource};
 use crate::secret::read_token_async;
-use crate::target::container::ContainerConfig;
-use crate::target::Locker;
+use crate::targets::container::ContainerConfig;
+use crate::targets::Locker;
 use crate::telemetry::webhook::Webhook;
 use crate::telemetry::Shared;
 use crate::validate::{Validator, ValidatorConfig, Verdict};
@@ -227,7 +227,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let selector = args.targets.selector();
-    let names = crate::target::container::select::names_with_env_vars(
+    let names = crate::targets::container::select::names_with_env_vars(
         &docker,
         &selector,
         &args.targets.env_var,

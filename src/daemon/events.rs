@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 
 use super::trigger::{Sender, Trigger};
 use crate::engine::{describe, labels, Backoff};
-use crate::target::container::Selector;
+use crate::targets::container::Selector;
 
 /// Starts following `start` events of the containers `targets` selects (by name or label).
 pub fn spawn(docker: Docker, targets: Selector, tx: Sender) {

@@ -277,8 +277,8 @@ impl Daemon {
             return false;
         };
         let var =
-            crate::target::container::select::env_var_of(&info, &self.rotator.container.env_var);
-        crate::target::container::env_value(&info, &var).is_some_and(|v| live.matches(v))
+            crate::targets::container::select::env_var_of(&info, &self.rotator.container.env_var);
+        crate::targets::container::env_value(&info, &var).is_some_and(|v| live.matches(v))
     }
 
     /// Probes the live token; returns whether the targets must be looked at (a standby

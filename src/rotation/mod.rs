@@ -16,11 +16,11 @@ pub use report::{RotationReport, TargetOutcome, TargetReport};
 use crate::engine::names::new_rotation_id;
 use crate::error::Error;
 use crate::secret::{read_token_async, Token, TokenFormat};
-use crate::target::any::AnyTarget;
-use crate::target::container::select::names_with_env_vars;
-use crate::target::container::{select, ContainerConfig, Selector};
-use crate::target::service::ServiceTarget;
-use crate::target::TargetError;
+use crate::targets::any::AnyTarget;
+use crate::targets::container::select::names_with_env_vars;
+use crate::targets::container::{select, ContainerConfig, Selector};
+use crate::targets::service::ServiceTarget;
+use crate::targets::TargetError;
 
 /// Where the secret is and what shape it must have.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::report::{finish, RotationReport, TargetOutcome, TargetReport};
 use crate::error::{Error, Outcome, Rollback};
 use crate::secret::{Redactor, Token};
-use crate::target::{Change, Ctx, Lock, Locker, Observed, Settled, Target, TargetError};
+use crate::targets::{Change, Ctx, Lock, Locker, Observed, Settled, Target, TargetError};
 use crate::validate::{Validator, Verdict};
 
 /// What every rotation shares: the validator and the lock holder's identity.

@@ -69,7 +69,7 @@ pub struct TargetReport {
     /// Why it is not the order asked for, if it is not.
     pub order_note: Option<String>,
     /// Containers sharing its namespaces, recreated onto the replacement with it.
-    pub dependents: Vec<crate::target::DependentChange>,
+    pub dependents: Vec<crate::targets::DependentChange>,
 }
 
 /// Everything one rotation did. Serialized, this is the JSON of `rotate --json`.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::engine::{describe, labels};
 use crate::secret::{read_token_async, Fingerprint, TokenFormat};
-use crate::target::container::env_value;
+use crate::targets::container::env_value;
 
 /// One target as the engine describes it.
 #[derive(Debug, Clone, Serialize)]

@@ -24,7 +24,7 @@ use super::apply::{failed, step};
 use crate::engine::names::Marker;
 use crate::engine::{inspect, is_transport, labels, remove_keep_volumes as remove, rename};
 use crate::engine::{retrying, short, start, stop, EngineError, Failure};
-use crate::target::{fault, Change, Interrupted, Settled, StepError, TargetError, UndoError};
+use crate::targets::{fault, Change, Interrupted, Settled, StepError, TargetError, UndoError};
 
 /// Another container holds the name the old one must get back.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,7 @@ use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
 use crate::engine::{api_version, describe, is_transport, legacy, rename, short, start, stop};
-use crate::target::{fault, Change, Ctx, Observed, StepError};
+use crate::targets::{fault, Change, Ctx, Observed, StepError};
 
 /// The steps of a swap, as named in errors.
 pub mod step {

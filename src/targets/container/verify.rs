@@ -21,7 +21,7 @@ use super::observe::env_value;
 use super::ContainerConfig;
 use crate::engine::{describe, is_transport};
 use crate::secret::{Redactor, Token};
-use crate::target::{fault, Change, Ctx, StepError};
+use crate::targets::{fault, Change, Ctx, StepError};
 
 /// Verifies the replacement of `change`: a stopped target's only by its env, a running
 /// one's by every check until the timeout.

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use super::{env_value, read};
 use crate::engine::{describe, is_transport};
-use crate::target::container::verify::{verify, VerifyError};
-use crate::target::container::ContainerConfig;
-use crate::target::Ctx;
+use crate::targets::container::verify::{verify, VerifyError};
+use crate::targets::container::ContainerConfig;
+use crate::targets::Ctx;
 
 /// Why a service update did not prove itself.
 #[derive(Debug, thiserror::Error)]

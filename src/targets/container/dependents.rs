@@ -27,7 +27,7 @@ use crate::engine::names::Marker;
 use crate::engine::EngineError;
 use crate::engine::{api_version, describe, inspect, is_transport, labels, legacy};
 use crate::engine::{remove_keep_volumes as remove, rename, retrying, short, start, stop};
-use crate::target::{Ctx, DependentChange, StepError, TargetError, UndoError};
+use crate::targets::{Ctx, DependentChange, StepError, TargetError, UndoError};
 
 /// Label on a dependent's replacement: the name of the target whose namespaces it shares.
 pub const DEPENDENT_OF: &str = "token-rotator.dependent-of";

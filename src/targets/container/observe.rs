@@ -12,7 +12,7 @@ use super::Order;
 use crate::engine::names::Marker;
 use crate::engine::{inspect, is_transport, own_container_id, EngineError};
 use crate::secret::Token;
-use crate::target::{Observed, TargetError};
+use crate::targets::{Observed, TargetError};
 
 /// Env vars that take precedence over an OAuth token in Claude Code.
 pub const SHADOWING_VARS: [&str; 2] = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"];

@@ -12,7 +12,7 @@ use bollard::Docker;
 use super::{observe, ContainerConfig, ContainerTarget};
 use crate::engine::names::Marker;
 use crate::engine::{own_container_id, EngineError};
-use crate::target::TargetError;
+use crate::targets::TargetError;
 
 /// The label that confines a rotator to its scope (`--scope`).
 pub const SCOPE_LABEL: &str = "token-rotator.scope";

@@ -18,7 +18,7 @@ use super::spec::replace_env;
 use super::ContainerConfig;
 use crate::engine::names::Marker;
 use crate::engine::{describe, inspect, is_transport, labels, remove_keep_volumes, start};
-use crate::target::{fault, CanaryError, Ctx, Observed};
+use crate::targets::{fault, CanaryError, Ctx, Observed};
 
 /// Runs the canary for `seen` with `exec`; `Ok` when it exited 0 in time.
 pub async fn run(
