@@ -139,7 +139,7 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             .then_some(args.live_probe_interval),
         log_patterns: (args.log_watch == Switch::On)
             .then(|| crate::daemon::logs::patterns(&args.reject_patterns)),
-        retired: crate::daemon::retired::WatchPlan {
+        retired: crate::daemon::WatchPlan {
             schedule: args.retired_probe_schedule.0.clone(),
             max: args.retired_watch_max,
             alert_after: args.retired_alert_after,

@@ -12,6 +12,16 @@ pub enum File {
     Standby,
 }
 
+impl File {
+    /// `primary` or `standby`.
+    pub fn label(self) -> &'static str {
+        match self {
+            File::Primary => "primary",
+            File::Standby => "standby",
+        }
+    }
+}
+
 /// Something the daemon may have to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {

@@ -18,7 +18,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
-pub use backoff::{retrying, Backoff};
+pub use backoff::{jittered, retrying, Backoff};
 
 /// Lowest Engine API version supported.
 pub const MIN_API: (usize, usize) = (1, 41);

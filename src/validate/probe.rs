@@ -47,12 +47,14 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every label, as listed in the README.
-    pub const LABELS: [&'static str; 4] = ["valid", "invalid", "inconclusive", "skipped"];
+    pub const LABELS: [&'static str; 4] = [Self::VALID, "invalid", "inconclusive", "skipped"];
+    /// The label of [`Verdict::Valid`], as a report's `validation` holds it.
+    pub const VALID: &'static str = "valid";
 
     /// Short stable name for metrics and exit codes.
     pub fn label(&self) -> &'static str {
         match self {
-            Verdict::Valid { .. } => "valid",
+            Verdict::Valid { .. } => Self::VALID,
             Verdict::Invalid { .. } => "invalid",
             Verdict::Inconclusive { .. } => "inconclusive",
             Verdict::Skipped => "skipped",
