@@ -41,6 +41,14 @@ cargo fetch --locked -q
 cargo fetch --locked -q --manifest-path examples/fake-bot/Cargo.toml
 bash scripts/engine26.sh fetch
 export TR_NO_FETCH=1
+# What the tests build once per process (tests/support), built here first with the very
+# same commands, so that no test's timing includes a first build: the static fake-bot, the
+# token-rotator:dev image (a release build) and the fault-injection build.
+echo "== set-up for the tests: the test binaries and the token-rotator:dev image" >&2
+RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release --locked \
+  --target x86_64-unknown-linux-gnu --manifest-path examples/fake-bot/Cargo.toml --target-dir target/fake-bot
+CARGO_TARGET_DIR=target/image bash scripts/build-image.sh >&2
+cargo build -q --locked --features fault-injection --bin token-rotator --target-dir target/faults
 
 if [ "$lane" != 26.1 ]; then
   echo "== test lane: the machine's engine ($(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})'))" >&2

@@ -14,8 +14,9 @@
 //!   rolled out by Swarm), one rotation driving both through [`targets::any::AnyTarget`].
 //! - [`rotation`]: the pipeline that drives targets through a rotation, and its report.
 //! - [`error`]: the rotation's error, and the one mapping to an outcome and exit code.
-//! - [`daemon`]: `run`: every input (secret and standby files, engine events, bot logs) one
-//!   trigger on one channel; one loop chooses the live token, calls the pipeline, retries.
+//! - [`daemon`]: `run`: every input (secret and standby files, engine events, bot logs,
+//!   timers) goes to one pure state machine, [`daemon::policy::Policy`], whose actions (read,
+//!   probe, rotate, announce, publish, schedule) the loop executes.
 //! - [`telemetry`]: logs, metrics, webhook, status and the daemon's endpoints.
 //! - [`config`] parses the command line once into typed values; [`cli`] runs a command.
 

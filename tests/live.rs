@@ -1,6 +1,9 @@
 //! The daemon watches what it deployed: a bot recreated without the live token gets it
 //! back, and a live token the API rejects (seen in a bot's log and confirmed by a probe,
 //! or caught by the periodic probe) is replaced by a validated standby, or announced.
+//! One test per flow through the real engine and binary; the decisions themselves (false
+//! alarms, 429s, a rejected standby, a new primary after a promotion, ...) are table tests
+//! of the daemon's policy (`src/daemon/policy/tests.rs`).
 
 mod support;
 
@@ -8,33 +11,9 @@ use serde_json::Value;
 use support::api::{Behaviour, StandInApi};
 use support::recorder::Recorder;
 use support::{
-    accepted, docker, env_of_if_any, fingerprint, host_bot, inspect, metric, new_token,
-    remember_secret, s, wait_until, HostDaemon, Scope, ENV_VAR,
+    accepted, docker, env_of_if_any, fingerprint, host_bot, inspect, metric, s, wait_until,
+    HostDaemon, Scope, ENV_VAR,
 };
-
-/// A daemon for `bot` reading `file`, asking `api`, with `extra` flags; waits for its
-/// start-up reconcile.
-fn plain_daemon(
-    scope: &Scope,
-    file: &std::path::Path,
-    bot: &str,
-    api: &StandInApi,
-    extra: &[&str],
-) -> HostDaemon {
-    let base = api.base_url();
-    let mut args = vec![
-        "--secret-file",
-        s(file),
-        "--container",
-        bot,
-        "--api-base-url",
-        &base,
-    ];
-    args.extend_from_slice(extra);
-    let d = HostDaemon::start(scope, &args, &[]);
-    d.wait_for_first_rotation();
-    d
-}
 
 fn status(d: &HostDaemon) -> Value {
     serde_json::from_str(&d.get("/status").1).unwrap_or(Value::Null)
@@ -281,98 +260,6 @@ fn an_idle_bot_whose_token_is_revoked_is_caught_by_the_periodic_probe_and_with_n
 }
 
 #[test]
-fn a_matching_log_line_whose_token_the_api_accepts_is_a_counted_false_alarm() {
-    // The bot talks to its own stand-in, which knows no token: it logs failures all along,
-    // while the API the rotator asks accepts the token.
-    let bot_api = StandInApi::start();
-    let scope = Scope::new("live-false-alarm");
-    let api = StandInApi::start();
-    let live = accepted(&api);
-    let bot = host_bot(&scope, "bot", &live, &bot_api.base_url(), &[]);
-    let id = inspect(&bot)["Id"].clone();
-    let file = scope.secret_file(&live);
-    let d = plain_daemon(&scope, &file, &bot, &api, &["--live-probe-interval", "0"]);
-    assert!(
-        wait_until(20.0, || status(&d)["live"]["false_alarms"].as_u64()
-            >= Some(1)),
-        "{}",
-        d.logs()
-    );
-    // At most one confirming probe per token per 30 s, however often the log says it.
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    assert_eq!(status(&d)["live"]["false_alarms"], 1);
-    assert_eq!(status(&d)["live"]["state"], "ok");
-    assert_eq!(inspect(&bot)["Id"], id);
-}
-
-#[test]
-fn a_standby_the_api_rejects_is_never_deployed() {
-    let t = Setup::new("live-bad-standby", &[]);
-    let bad = new_token();
-    remember_secret(&bad);
-    t.api.set(&bad, Behaviour::Revoked);
-    std::fs::write(&t.standby, &bad).unwrap();
-    let hook = Recorder::start();
-    let d = t.daemon(&["--live-probe-interval", "0"], Some(&hook));
-    assert!(
-        wait_until(10.0, || status(&d)["standby"]["state"] == "invalid"),
-        "{}",
-        d.logs()
-    );
-    let id = inspect(&t.bot)["Id"].clone();
-    t.api.set(&t.live, Behaviour::Revoked);
-    assert!(
-        wait_until(30.0, || hook
-            .bodies()
-            .iter()
-            .any(|e| e["event"] == "standby_needed")),
-        "{}",
-        d.logs()
-    );
-    assert_eq!(inspect(&t.bot)["Id"], id);
-    assert!(carries(&t.bot, &t.live));
-    assert_eq!(
-        metric(&d.get("/metrics").1, "token_rotator_standby_ready"),
-        Some(0.0)
-    );
-}
-
-#[test]
-fn a_new_primary_token_after_a_promotion_goes_live_and_the_standby_waits_again() {
-    let t = Setup::new("live-new-primary", &[]);
-    let standby = accepted(&t.api);
-    std::fs::write(&t.standby, &standby).unwrap();
-    let d = t.daemon(&["--live-probe-interval", "0"], None);
-    assert!(wait_until(10.0, || status(&d)["standby"]["state"] == "ready"));
-    t.api.set(&t.live, Behaviour::Revoked);
-    assert!(
-        wait_until(30.0, || status(&d)["live"]["source"] == "standby"),
-        "{}",
-        d.logs()
-    );
-
-    let fresh = accepted(&t.api);
-    std::fs::write(&t.primary, &fresh).unwrap();
-    assert!(
-        wait_until(30.0, || status(&d)["live"]["source"] == "primary"),
-        "{}",
-        d.logs()
-    );
-    assert!(carries(&t.bot, &fresh));
-    let st = status(&d);
-    assert_eq!(
-        st["live"]["fingerprint"],
-        fingerprint(&fresh).as_str(),
-        "{st}"
-    );
-    assert_eq!(st["standby"]["state"], "ready", "{st}");
-    assert_eq!(
-        metric(&d.get("/metrics").1, "token_rotator_standby_ready"),
-        Some(1.0)
-    );
-}
-
-#[test]
 fn after_an_engine_outage_the_event_stream_comes_back_and_a_bot_recreated_meanwhile_gets_the_token()
 {
     let t = Setup::new("live-outage", &[]);
@@ -526,70 +413,6 @@ fn a_bot_that_prints_its_token_in_its_log_leaks_nothing_of_it() {
         support::assert_no_secret(&d.get(path).1);
     }
     // HostDaemon's drop checks every line the daemon logged.
-}
-
-#[test]
-fn a_429_on_the_confirming_probe_leaves_the_token_live() {
-    let bot_api = StandInApi::start(); // knows no token: the bot logs failures
-    let scope = Scope::new("live-429");
-    let api = StandInApi::start();
-    let live = accepted(&api);
-    let bot = host_bot(&scope, "bot", &live, &bot_api.base_url(), &[]);
-    let id = inspect(&bot)["Id"].clone();
-    api.set(&live, Behaviour::RateLimited);
-    let file = scope.secret_file(&live);
-    let d = plain_daemon(&scope, &file, &bot, &api, &["--live-probe-interval", "0"]);
-    assert!(
-        wait_until(20.0, || status(&d)["live"]["last_answer"]
-            .as_str()
-            .is_some_and(|a| a.contains("429"))),
-        "{}",
-        d.logs()
-    );
-    let st = status(&d);
-    assert_eq!(
-        st["live"]["state"], "ok",
-        "rate-limited is recognised, not rejected: {st}"
-    );
-    let m = d.get("/metrics").1;
-    assert_eq!(
-        metric(
-            &m,
-            "token_rotator_live_token_rejections_total{source=\"logs\"}"
-        ),
-        Some(0.0)
-    );
-    assert_eq!(inspect(&bot)["Id"], id);
-}
-
-#[test]
-fn a_bot_re_run_with_an_old_token_gets_the_live_token_back() {
-    let t = Setup::new("live-rerun-old", &[]);
-    let d = t.daemon(&[], None);
-    let stale = new_token();
-    remember_secret(&stale);
-    // Re-run by hand from an old env file: a token that is not the live one.
-    docker(&["rm", "-f", &t.bot]);
-    let label = format!("{}={}", support::SCOPE_LABEL, t.scope.prefix);
-    let env = format!("{ENV_VAR}={stale}");
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &t.bot,
-        "--label",
-        &label,
-        "--network",
-        "host",
-        "-e",
-        &env,
-        support::bot_image(),
-    ]);
-    assert!(
-        wait_until(20.0, || carries(&t.bot, &t.live)),
-        "{}",
-        d.logs()
-    );
 }
 
 #[test]
