@@ -144,16 +144,14 @@ impl Shell {
 
     /// The exit on a stop: what the last rotation brought is told (nothing new starts), and
     /// webhook deliveries in flight get the shutdown timeout.
-    pub async fn stop(&mut self, last: Option<Vec<Action>>) {
+    pub async fn stop(&mut self, last: Option<Vec<Action>>, view: View) {
         tracing::info!("stopping");
         for action in last.into_iter().flatten() {
-            if matches!(
-                action,
-                Action::Announce(_) | Action::Record(_) | Action::Publish(_)
-            ) {
+            if matches!(action, Action::Announce(_) | Action::Record(_)) {
                 self.tell(action);
             }
         }
+        self.publish(view);
         if let Some(hook) = &self.cfg.webhook {
             hook.drain(self.cfg.shutdown_timeout).await;
         }
@@ -164,7 +162,6 @@ impl Shell {
         match action {
             Action::Announce(event) => self.announce(event),
             Action::Record(record) => self.record(record),
-            Action::Publish(view) => self.publish(view),
             Action::Follow(names) => {
                 if let Some(patterns) = &self.patterns {
                     let docker = &self.rotator.docker;
@@ -256,7 +253,8 @@ impl Shell {
             .unwrap_or_else(|e| e.into_inner()) = Some(report);
     }
 
-    fn publish(&self, view: View) {
+    /// Shows the tokens' state: `/status` and the gauges.
+    pub fn publish(&self, view: View) {
         let metrics = &self.shared.metrics;
         metrics.set_standby_ready(view.standby_ready);
         metrics.set_retired(view.retired_alive, view.retired_dead);
@@ -291,7 +289,7 @@ fn name_of(a: &Action) -> &'static str {
         Action::Rotate(_) => "rotate",
         Action::Announce(_) => "announce",
         Action::Record(_) => "record",
-        Action::Publish(_) => "publish",
+        Action::Publish => "publish",
         Action::Follow(_) => "follow",
         Action::Schedule(..) => "schedule",
     }

@@ -84,6 +84,10 @@ pub async fn run(
     loop {
         // Every action, each result fed back at once (what it brings comes first).
         while let Some(action) = queue.pop_front() {
+            if let Action::Publish = action {
+                shell.publish(policy.view(Clock::real())); // as it is now, not as it was
+                continue;
+            }
             match shell.execute(action, &mut shutdown).await {
                 Step::Done => {}
                 Step::Fed(input) => {
@@ -92,7 +96,8 @@ pub async fn run(
                     }
                 }
                 Step::Stop(last) => {
-                    return shell.stop(last.map(|i| policy.on(i, Clock::real()))).await
+                    let last = last.map(|i| policy.on(i, Clock::real()));
+                    return shell.stop(last, policy.view(Clock::real())).await;
                 }
             }
         }
@@ -107,7 +112,7 @@ pub async fn run(
             continue;
         }
         tokio::select! {
-            _ = &mut shutdown => return shell.stop(None).await,
+            _ = &mut shutdown => return shell.stop(None, policy.view(Clock::real())).await,
             t = rx.recv() => match t {
                 Some(t) => queue.extend(policy.on(input_of(t), Clock::real())),
                 None => {

@@ -281,8 +281,8 @@ pub enum Action {
     Announce(Event),
     /// Count or record.
     Record(Record),
-    /// Show the tokens' state (`/status`, gauges).
-    Publish(tokens::View),
+    /// Show the tokens' state as it is when this runs ([`Policy::view`]: `/status`, gauges).
+    Publish,
     /// Follow these targets' logs (and only these).
     Follow(Vec<String>),
     /// Set (or clear) a timer.
@@ -412,7 +412,7 @@ impl Policy {
             Input::Rotated(plan, report) => self.rotated(plan, *report, clock, &mut out),
             Input::Due(timer) => self.due(timer, clock, &mut out),
         }
-        out.publish_if_changed(self, clock)
+        out.publish_if_changed()
     }
 
     fn started(&mut self, clock: Clock, out: &mut Out) {
@@ -460,9 +460,9 @@ impl Out {
         self.changed = true;
     }
 
-    fn publish_if_changed(mut self, policy: &Policy, clock: Clock) -> Vec<Action> {
+    fn publish_if_changed(mut self) -> Vec<Action> {
         if self.changed {
-            self.actions.push(Action::Publish(policy.view(clock)));
+            self.actions.push(Action::Publish);
         }
         self.actions
     }

@@ -204,11 +204,11 @@ fn scheduled(acts: &[Action], timer: Timer) -> Option<Option<Instant>> {
     })
 }
 
-fn view(acts: &[Action]) -> Option<&tokens::View> {
-    acts.iter().rev().find_map(|a| match a {
-        Action::Publish(v) => Some(v),
-        _ => None,
-    })
+/// The tokens' state, once `acts` publish it.
+fn published(sim: &Sim, acts: &[Action]) -> Option<tokens::View> {
+    acts.iter()
+        .any(|a| matches!(a, Action::Publish))
+        .then(|| sim.policy.view(sim.clock))
 }
 
 /// The live token is rejected by a probe after a suspicion in the logs; returns what the
@@ -286,7 +286,7 @@ fn row_2_a_rejected_primary_with_a_ready_standby_promotes_it_at_once_then_asks_f
         announced(&acts),
         ["rotation", "standby_promoted", "standby_needed"]
     );
-    let v = view(&acts).expect("published");
+    let v = published(&sim, &acts).expect("published");
     assert_eq!(v.status.standby.state, "promoted");
     let live = v.status.live.as_ref().expect("live");
     assert_eq!(
@@ -364,16 +364,22 @@ fn row_4_a_new_primary_after_a_promotion_goes_live_and_the_standby_waits_again()
             .any(|a| matches!(a, Action::ReadStandby { again: true, .. })),
         "the standby is proved again"
     );
-    assert_eq!(view(&acts).unwrap().status.standby.state, "missing");
+    assert_eq!(
+        published(&sim, &acts).unwrap().status.standby.state,
+        "missing"
+    );
     let acts = sim.standby_read(Some(&standby), true, Then::Nothing);
     let acts = sim.on(Input::Probed {
         purpose: Purpose::Standby(Then::Nothing),
         fingerprint: probe_of(&acts).expect("validated again"),
         verdict: valid(),
     });
-    assert_eq!(view(&acts).unwrap().status.standby.state, "ready");
+    assert_eq!(
+        published(&sim, &acts).unwrap().status.standby.state,
+        "ready"
+    );
     assert!(
-        view(&acts).unwrap().status.retired.is_empty(),
+        published(&sim, &acts).unwrap().status.retired.is_empty(),
         "the spare that was live is not a retired token"
     );
 }
@@ -608,7 +614,7 @@ fn a_suspicion_is_confirmed_at_most_once_per_30_seconds_and_an_accepted_token_is
         fingerprint: t.fingerprint().clone(),
         verdict: rate_limited,
     });
-    let live = view(&acts).unwrap().status.live.clone().unwrap();
+    let live = published(&sim, &acts).unwrap().status.live.clone().unwrap();
     assert_eq!(
         (live.state, live.false_alarms),
         ("ok", 1),
@@ -650,7 +656,13 @@ fn the_periodic_probe_reschedules_itself_and_proves_the_standby_again() {
         .iter()
         .any(|a| matches!(a, Action::ReadStandby { again: true, .. })));
     assert_eq!(
-        view(&acts).unwrap().status.live.as_ref().unwrap().state,
+        published(&sim, &acts)
+            .unwrap()
+            .status
+            .live
+            .as_ref()
+            .unwrap()
+            .state,
         "unknown"
     );
 }
@@ -668,7 +680,10 @@ fn with_validation_off_nothing_is_probed_and_the_standby_is_taken_as_it_is() {
         .is_empty());
     let acts = sim.standby_read(Some(&token(3)), false, Then::Nothing);
     assert!(probe_of(&acts).is_none());
-    assert_eq!(view(&acts).unwrap().status.standby.state, "ready");
+    assert_eq!(
+        published(&sim, &acts).unwrap().status.standby.state,
+        "ready"
+    );
 }
 
 #[test]
@@ -680,7 +695,10 @@ fn a_standby_whose_swap_failed_is_not_deployed_again_until_its_file_changes() {
     sim.on(Input::Drained);
     let plan = plan_of(sim.on(Input::PrimaryRead(Why::Look, read(&primary, 1)))).unwrap();
     let acts = sim.rotated(plan, Outcome::RolledBack, &[]);
-    assert_eq!(view(&acts).unwrap().status.standby.state, "invalid");
+    assert_eq!(
+        published(&sim, &acts).unwrap().status.standby.state,
+        "invalid"
+    );
     sim.standby_read(Some(&standby), false, Then::PromoteIfLiveRejected);
     assert!(
         sim.on(Input::Drained).is_empty(),
@@ -743,7 +761,7 @@ fn a_retired_token_is_probed_on_its_schedule_announced_alive_once_then_dead_with
     assert!(announced(&acts).is_empty(), "alive is announced once");
     let (_, acts) = probe(&mut sim, 10_800, invalid());
     assert_eq!(announced(&acts), ["retired_token_dead"]);
-    let dead = &view(&acts).unwrap().status.retired[0];
+    let dead = &published(&sim, &acts).unwrap().status.retired[0];
     assert_eq!((dead.state, dead.alive_for_seconds), ("dead", Some(10_800)));
     assert_eq!(
         scheduled(&acts, Timer::Retired),
@@ -766,7 +784,7 @@ fn a_token_live_again_is_no_longer_watched_as_retired() {
     sim.on(Input::PrimaryRead(Why::Event, read(&a, 3)));
     let plan = plan_of(sim.on(Input::Drained)).unwrap();
     let acts = sim.rotated(plan, Outcome::Rotated, &[&b]);
-    let retired: Vec<String> = view(&acts)
+    let retired: Vec<String> = published(&sim, &acts)
         .unwrap()
         .status
         .retired
@@ -792,5 +810,5 @@ fn the_watch_of_a_retired_token_ends_after_its_maximum() {
     sim.clock.now = sim.at(Duration::from_secs(120));
     let acts = sim.on(Input::Due(Timer::Retired));
     assert!(probe_of(&acts).is_none());
-    assert!(view(&acts).unwrap().status.retired.is_empty());
+    assert!(published(&sim, &acts).unwrap().status.retired.is_empty());
 }
