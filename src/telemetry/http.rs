@@ -103,8 +103,13 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Ok(r) = app.rotator() {
         app.shared.metrics.set_targets(&snapshot(r).await);
     }
-    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
-    let format = Format::negotiate(accept);
+    // Several Accept headers are one list (RFC 9110, 5.3).
+    let accept: Vec<&str> = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let format = Format::negotiate((!accept.is_empty()).then(|| accept.join(",")).as_deref());
     (
         [(CONTENT_TYPE, format.content_type()), (VARY, "accept")],
         app.shared.metrics.encode(format),
