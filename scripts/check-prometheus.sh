@@ -3,10 +3,15 @@
 #   1. promtool check rules / test rules / check config on examples/prometheus/;
 #   2. starts the real daemon (target/debug/token-rotator run --listen 127.0.0.1:PORT) on a
 #      throwaway secret file and a container name that does not exist (it still serves
-#      /metrics), and lints its /metrics with `promtool check metrics`;
+#      /metrics), and fetches /metrics in both formats as served: the classic text format
+#      (Accept: text/plain;version=0.0.4, and no Accept) linted with `promtool check
+#      metrics`; OpenMetrics (Accept as Prometheus sends it) parsed by the OpenMetrics
+#      reference parser (promtool cannot read it); both must carry the same series;
 #   3. points a real Prometheus at it with those rules, and checks that the scrape succeeds
-#      (up == 1) and that every rule evaluates without error against the real series.
-# Installs Debian's `prometheus` package (promtool and the server) when promtool is missing:
+#      in OpenMetrics (up == 1, the build info typed info) and that every rule evaluates
+#      without error against the real series.
+# Installs Debian's `prometheus` package (promtool and the server) when promtool is missing,
+# and `python3-prometheus-client` (the OpenMetrics parser) when /usr/bin/python3 lacks it:
 # that needs root (or sudo) and apt-get. Needs a Docker engine that answers (the daemon
 # checks it). Fails loudly on any error; the daemon and Prometheus are stopped on any exit.
 # TOKEN_ROTATOR_BIN overrides the binary; CARGO_TARGET_DIR is honoured.
@@ -39,6 +44,15 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 command -v prometheus >/dev/null 2>&1 \
   || die "promtool is there but the prometheus server is not (Debian: apt-get install prometheus)"
+# The OpenMetrics reference parser, for the OpenMetrics answer (promtool reads only the
+# classic format): Debian's python3-prometheus-client, for Debian's python3.
+om_parser() { /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1; }
+if ! om_parser; then
+  say "the OpenMetrics parser is missing: installing Debian's python3-prometheus-client (apt-get, needs root)"
+  $SUDO bash scripts/install.sh --no-install-recommends python3-prometheus-client \
+    || die "installing python3-prometheus-client failed"
+  om_parser || die "/usr/bin/python3 still cannot import prometheus_client.openmetrics.parser"
+fi
 say "$(promtool --version 2>&1 | head -n 1)"
 
 # --- the rule and config files ------------------------------------------------------------
@@ -133,49 +147,89 @@ for attempt in 1 2 3; do
 done
 say "daemon $DAEMON_PID serves http://127.0.0.1:$PORT/metrics"
 
-echo "== promtool check metrics (the daemon's /metrics)"
-curl -fsS -D "$WORK/headers" -o "$WORK/metrics.om" "http://127.0.0.1:$PORT/metrics" \
-  || die "GET /metrics failed"
-grep -qi '^content-type: application/openmetrics-text' "$WORK/headers" \
-  || die "/metrics answered $(grep -i '^content-type' "$WORK/headers" | tr -d '\r'), not OpenMetrics text"
-# What the check relies on, from the metrics that every version has.
-for want in '^# TYPE token_rotator_rotations counter$' '^token_rotator_rotations_total\{outcome="' \
-  '^token_rotator_rotation_duration_seconds_bucket\{le="\+Inf"\} ' '^token_rotator_last_success_timestamp_seconds '; do
-  grep -Eq "$want" "$WORK/metrics.om" || die "/metrics has no line matching $want"
-done
-[ "$(tail -n 1 "$WORK/metrics.om")" = "# EOF" ] || die "/metrics does not end with '# EOF' (truncated?)"
+# /metrics answers by the Accept header: OpenMetrics to a scraper that asks for it (as
+# Prometheus does), the classic Prometheus text format 0.0.4 to every other. Each is fetched
+# as such a scraper would and checked exactly as served, never rewritten.
+OPENMETRICS_ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+# fetch NAME [ACCEPT]: GET /metrics into $WORK/NAME (headers into $WORK/NAME.headers).
+fetch() {
+  local accept=()
+  if [ "$#" -gt 1 ]; then accept=(-H "Accept: $2"); fi
+  curl -fsS "${accept[@]}" -D "$WORK/$1.headers" -o "$WORK/$1" "http://127.0.0.1:$PORT/metrics" \
+    || die "GET /metrics (${2:-no Accept header}) failed"
+}
+# expect_type NAME CONTENT-TYPE: the answer in $WORK/NAME came with that Content-Type.
+expect_type() {
+  local got
+  got=$(grep -i '^content-type:' "$WORK/$1.headers" | tr -d '\r' | sed 's/^[^:]*: *//')
+  [ "$got" = "$2" ] || die "/metrics for $1 answered Content-Type '$got', not '$2'"
+}
+# lint NAME: `promtool check metrics` on $WORK/NAME as served; any finding fails.
+lint() {
+  local rc=0
+  promtool check metrics < "$WORK/$1" > "$WORK/$1.lint" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ] || [ -s "$WORK/$1.lint" ]; then
+    cat "$WORK/$1.lint" >&2
+    say "the exposition promtool read ($1):"
+    cat "$WORK/$1" >&2
+    die "promtool check metrics found problems in $1 (exit $rc)"
+  fi
+  say "promtool check metrics ($1): no problems in $(grep -vc '^#' "$WORK/$1") samples"
+}
+# has NAME REGEX...: every REGEX matches a line of $WORK/NAME.
+has() {
+  local name=$1 want; shift
+  for want in "$@"; do
+    grep -Eq "$want" "$WORK/$name" || die "/metrics ($name) has no line matching $want"
+  done
+}
 
-# /metrics serves OpenMetrics text; `promtool check metrics` reads the older Prometheus text
-# format. The two differ in exactly these points, which are translated here and nothing else:
-#   - OpenMetrics ends with "# EOF" (the text format has no terminator: dropped);
-#   - a counter's HELP and TYPE name the family without the "_total" its samples carry
-#     (# TYPE x counter / x_total 3), where the text format names it like the samples;
-#     without the rename promtool reads x_total as an untyped metric with no help text;
-#   - type "info" (samples x_info) does not exist in the text format: a gauge named x_info;
-#   - type "unknown" is the text format's "untyped"; "# UNIT" lines do not exist there.
-# Anything else OpenMetrics-only (exemplars, _created samples, stateset) is left as it is,
-# so promtool fails on it: that is a difference to look at, not to hide.
-awk '
-  NR == FNR { if ($1 == "#" && $2 == "TYPE") type[$3] = $4; next }
-  $0 == "# EOF" || ($1 == "#" && $2 == "UNIT") { next }
-  $1 == "#" && ($2 == "HELP" || $2 == "TYPE") {
-    head = "# " $2 " " $3; rest = substr($0, length(head) + 1); t = type[$3]
-    if (t == "counter" && $3 !~ /_total$/) head = head "_total"
-    else if (t == "info") { head = head "_info"; if ($2 == "TYPE") rest = " gauge" }
-    else if (t == "unknown" && $2 == "TYPE") rest = " untyped"
-    print head rest; next
-  }
-  { print }
-' "$WORK/metrics.om" "$WORK/metrics.om" > "$WORK/metrics.prom"
-lint_rc=0
-promtool check metrics < "$WORK/metrics.prom" > "$WORK/lint" 2>&1 || lint_rc=$?
-if [ "$lint_rc" -ne 0 ] || [ -s "$WORK/lint" ]; then
-  cat "$WORK/lint" >&2
-  say "the exposition promtool read:"
-  cat "$WORK/metrics.prom" >&2
-  die "promtool check metrics found problems (exit $lint_rc)"
+echo "== promtool check metrics: the classic text format (Accept: text/plain;version=0.0.4)"
+fetch metrics.prom 'text/plain;version=0.0.4'
+expect_type metrics.prom 'text/plain; version=0.0.4; charset=utf-8'
+# What the check relies on, from the metrics that every version has.
+has metrics.prom '^# TYPE token_rotator_rotations_total counter$' '^token_rotator_rotations_total\{outcome="' \
+  '^token_rotator_rotation_duration_seconds_bucket\{le="\+Inf"\} ' '^token_rotator_last_success_timestamp_seconds ' \
+  '^# TYPE token_rotator_build_info gauge$' '^token_rotator_build_info\{version="[^"]+"\} 1$'
+if grep -Eq '^# (EOF|UNIT)' "$WORK/metrics.prom"; then die "the classic text format has OpenMetrics-only lines (# EOF, # UNIT)"; fi
+lint metrics.prom
+
+echo "== promtool check metrics: a scraper that sends no Accept header gets the classic format too"
+fetch metrics.plain
+expect_type metrics.plain 'text/plain; version=0.0.4; charset=utf-8'
+lint metrics.plain
+
+echo "== OpenMetrics (Accept as Prometheus sends it)"
+fetch metrics.om "$OPENMETRICS_ACCEPT"
+expect_type metrics.om 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+has metrics.om '^# TYPE token_rotator_rotations counter$' '^token_rotator_rotations_total\{outcome="' \
+  '^# TYPE token_rotator_build info$' '^token_rotator_build_info\{version="[^"]+"\} 1$'
+[ "$(tail -n 1 "$WORK/metrics.om")" = "# EOF" ] || die "/metrics (OpenMetrics) does not end with '# EOF' (truncated?)"
+# `promtool check metrics` reads only the classic format (prometheus/prometheus#8932): it
+# stops at OpenMetrics's `info` type. The OpenMetrics answer is parsed, as served, by the
+# OpenMetrics reference parser (the Python client's, Debian's python3-prometheus-client),
+# and below by a real Prometheus, whose scrape asks for OpenMetrics first.
+/usr/bin/python3 - "$WORK/metrics.om" <<'PY' || die "the OpenMetrics parser rejected /metrics (OpenMetrics)"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(open(sys.argv[1], encoding="utf-8").read()))
+samples = sum(len(f.samples) for f in families)
+print(f"check-prometheus: OpenMetrics parser: {len(families)} families, {samples} samples, no problems", file=sys.stderr)
+PY
+# The same series in both formats; the `le` bounds compared as numbers (60.0 and 60).
+series() {
+  awk '!/^#/ { sub(/ [^ ]+$/, "")
+    if (match($0, /le="[^"]+"/)) {
+      v = substr($0, RSTART + 4, RLENGTH - 5); if (v != "+Inf") v = v + 0
+      $0 = substr($0, 1, RSTART - 1) "le=\"" v "\"" substr($0, RSTART + RLENGTH)
+    }
+    print }' "$WORK/$1" | sort
+}
+if ! diff <(series metrics.om) <(series metrics.prom) > "$WORK/series.diff"; then
+  cat "$WORK/series.diff" >&2
+  die "the two formats do not carry the same series"
 fi
-say "promtool check metrics: no problems in $(grep -vc '^#' "$WORK/metrics.prom") samples"
+say "both formats carry the same $(series metrics.prom | wc -l) series"
 
 # A rule on a metric the daemon does not export never fires (or, under absent(), always
 # does). Reported, not failed: a metric can be newer than the binary checked here.
@@ -210,7 +264,7 @@ for _ in $(seq 1 300); do
 done
 [ -n "$ok" ] || die "prometheus was not ready within 30 s"
 
-# up == 1 means Prometheus fetched and parsed the OpenMetrics exposition (a parse error
+# up == 1 means Prometheus fetched and parsed the exposition (a parse error
 # makes the scrape fail, up == 0, with the reason on its targets page).
 ok=""
 for _ in $(seq 1 60); do
@@ -223,7 +277,13 @@ if [ -z "$ok" ]; then
   curl -fsS "$PROM/api/v1/targets" >&2 || true
   die "Prometheus could not scrape the daemon (up is not 1 after 30 s)"
 fi
-say "Prometheus scrapes the daemon: up == 1"
+# And it read OpenMetrics (it asks for it first): only there is the build info a family
+# token_rotator_build of type info (the classic format has a gauge token_rotator_build_info).
+curl -fsS -o "$WORK/build.meta" "$PROM/api/v1/targets/metadata?metric=token_rotator_build" \
+  || die "GET $PROM/api/v1/targets/metadata failed"
+grep -q '"type":"info"' "$WORK/build.meta" \
+  || die "Prometheus did not scrape OpenMetrics: its metadata of token_rotator_build is $(cat "$WORK/build.meta")"
+say "Prometheus scrapes the daemon in OpenMetrics: up == 1, token_rotator_build of type info"
 
 # Every rule evaluated at least three times, without a failure. Evaluation errors that
 # `promtool check rules` cannot see (a many-to-many match, say) show up here.

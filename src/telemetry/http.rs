@@ -1,15 +1,17 @@
 //! The daemon's endpoints: `/healthz` (alive), `/readyz` (engine, secret, targets),
-//! `/metrics` (Prometheus text) and `/status` (JSON).
+//! `/metrics` (OpenMetrics or classic Prometheus text, by `Accept`) and `/status` (JSON).
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::exposition::Format;
 use super::status::collect;
 use super::Shared;
 use crate::rotation::Rotator;
@@ -94,18 +96,23 @@ async fn readyz(State(app): State<App>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+/// In the format the `Accept` header asks for (see [`Format::negotiate`]).
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     // What the targets carry is read now, from the engine: someone else may have
     // recreated a bot since the last rotation.
     if let Ok(r) = app.rotator() {
         app.shared.metrics.set_targets(&snapshot(r).await);
     }
+    // Several Accept headers are one list (RFC 9110, 5.3).
+    let accept: Vec<&str> = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let format = Format::negotiate((!accept.is_empty()).then(|| accept.join(",")).as_deref());
     (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        app.shared.metrics.encode(),
+        [(CONTENT_TYPE, format.content_type()), (VARY, "accept")],
+        app.shared.metrics.encode(format),
     )
         .into_response()
 }

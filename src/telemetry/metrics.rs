@@ -1,4 +1,5 @@
-//! Prometheus metrics of the daemon, served as text on `/metrics`.
+//! Prometheus metrics of the daemon, served on `/metrics` as OpenMetrics or classic
+//! Prometheus text (the scraper's `Accept` decides: [`super::exposition`]).
 //!
 //! Labels are typed. Every `outcome` and `verdict` series exists from the start (at zero),
 //! so an alert on an increase sees the first one. What each target carries
@@ -8,7 +9,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{self, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,6 +17,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use super::exposition::Format;
 use super::status::Snapshot;
 use crate::error::Outcome;
 use crate::rotation::{RotationReport, TargetOutcome};
@@ -87,7 +89,7 @@ pub struct Metrics {
     log_streams: Gauge,
     retired: Family<StateLabels, Gauge>,
     retired_alive: Histogram,
-    oldest_alive: Gauge<f64, std::sync::atomic::AtomicU64>,
+    oldest_alive: Gauge<f64, AtomicU64>,
     /// The label sets exported now, to replace them when the targets change.
     exported: Mutex<(Vec<DeployedLabels>, Vec<TargetLabels>)>,
 }
@@ -100,126 +102,147 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("token_rotator");
-        let rotations = Family::<OutcomeLabels, Counter>::default();
-        registry.register("rotations", "Rotations by outcome", rotations.clone());
+        let mut m = Metrics {
+            registry: Registry::with_prefix("token_rotator"),
+            rotations: Family::default(),
+            validations: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            last_success: Gauge::default(),
+            deployed: Family::default(),
+            in_sync: Family::default(),
+            rejections: Family::default(),
+            standby_ready: Gauge::default(),
+            live_probe: Gauge::default(),
+            log_streams: Gauge::default(),
+            retired: Family::default(),
+            // From a minute to two weeks.
+            retired_alive: Histogram::new(exponential_buckets(60.0, 4.0, 10)),
+            oldest_alive: Gauge::default(),
+            exported: Mutex::default(),
+        };
+        // In this order on /metrics.
+        m.register_rotations();
+        m.register_targets();
+        m.register_live_token();
+        m.register_retired_tokens();
+        m.register_build();
+        m
+    }
+}
+
+/// Registration, one group of metrics at a time; each creates the series that exist from
+/// the start (at zero).
+impl Metrics {
+    /// What the rotations did: by outcome, the API's verdicts, how long, when last.
+    fn register_rotations(&mut self) {
+        let r = &mut self.registry;
+        r.register("rotations", "Rotations by outcome", self.rotations.clone());
         for o in Outcome::ALL {
             let zero = OutcomeLabels {
                 outcome: o.label().into(),
             };
-            rotations.get_or_create(&zero).inc_by(0);
+            self.rotations.get_or_create(&zero).inc_by(0);
         }
-        let validations = Family::<VerdictLabels, Counter>::default();
-        registry.register(
+        r.register(
             "validations",
             "Token validations by verdict",
-            validations.clone(),
+            self.validations.clone(),
         );
         for v in Verdict::LABELS {
             let zero = VerdictLabels { verdict: v.into() };
-            validations.get_or_create(&zero).inc_by(0);
+            self.validations.get_or_create(&zero).inc_by(0);
         }
-        let duration = Histogram::new(exponential_buckets(0.05, 2.0, 12));
-        registry.register(
+        r.register(
             "rotation_duration_seconds",
             "Wall time of rotations that swapped containers",
-            duration.clone(),
+            self.duration.clone(),
         );
-        let last_success = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        r.register(
             "last_success_timestamp_seconds",
             "Unix time of the last rotation that swapped every target (0: none yet)",
-            last_success.clone(),
+            self.last_success.clone(),
         );
-        let deployed = Family::<DeployedLabels, Gauge>::default();
-        registry.register(
+    }
+
+    /// What each target carries, as the engine shows it (no series until a scrape looks).
+    fn register_targets(&mut self) {
+        self.registry.register(
             "deployed_token",
             "1 for the token fingerprint each target carries, as the engine shows it",
-            deployed.clone(),
+            self.deployed.clone(),
         );
-        let in_sync = Family::<TargetLabels, Gauge>::default();
-        registry.register(
+        self.registry.register(
             "target_in_sync",
             "1 when the target carries the secret file's token, else 0",
-            in_sync.clone(),
+            self.in_sync.clone(),
         );
-        let rejections = Family::<SourceLabels, Counter>::default();
-        registry.register(
+    }
+
+    /// The live token's watch (rejections, probes, the bots' log streams) and the standby.
+    fn register_live_token(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "live_token_rejections",
             "Live tokens the API rejected, by how it was noticed (logs, probe)",
-            rejections.clone(),
+            self.rejections.clone(),
         );
         for source in ["logs", "probe"] {
             let zero = SourceLabels {
                 source: source.into(),
             };
-            rejections.get_or_create(&zero).inc_by(0);
+            self.rejections.get_or_create(&zero).inc_by(0);
         }
-        let standby_ready = Gauge::default();
-        registry.register(
+        r.register(
             "standby_ready",
             "1 when a validated standby token is waiting, else 0",
-            standby_ready.clone(),
+            self.standby_ready.clone(),
         );
-        let live_probe = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        r.register(
             "live_probe_timestamp_seconds",
             "Unix time of the last probe of the live token (0: none yet)",
-            live_probe.clone(),
+            self.live_probe.clone(),
         );
-        let log_streams = Gauge::default();
-        registry.register(
+        r.register(
             "log_streams",
             "Target log streams open now",
-            log_streams.clone(),
+            self.log_streams.clone(),
         );
-        let retired = Family::<StateLabels, Gauge>::default();
-        registry.register(
+    }
+
+    /// The retired tokens being watched until the API rejects them.
+    fn register_retired_tokens(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "retired_tokens",
             "Retired tokens being watched, by state (alive: still accepted, dead: rejected)",
-            retired.clone(),
+            self.retired.clone(),
         );
         for state in ["alive", "dead"] {
             let zero = StateLabels {
                 state: state.into(),
             };
-            retired.get_or_create(&zero).set(0);
+            self.retired.get_or_create(&zero).set(0);
         }
-        // From a minute to two weeks.
-        let retired_alive = Histogram::new(exponential_buckets(60.0, 4.0, 10));
-        registry.register(
+        r.register(
             "retired_token_alive_seconds",
             "How long retired tokens kept working after their retirement, until rejected",
-            retired_alive.clone(),
+            self.retired_alive.clone(),
         );
-        let oldest_alive = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
+        r.register(
             "oldest_alive_retired_token_timestamp_seconds",
             "Unix time at which the oldest retired token that the API still accepts was retired (0: none)",
-            oldest_alive.clone(),
+            self.oldest_alive.clone(),
         );
-        // An info metric: exposed as `token_rotator_build_info{version} 1`.
+    }
+
+    /// An info metric: `token_rotator_build_info{version} 1` in both formats (type `info`
+    /// in OpenMetrics, `gauge` in the classic format).
+    fn register_build(&mut self) {
         let build = Info::new(BuildLabels {
             version: env!("CARGO_PKG_VERSION").into(),
         });
-        registry.register("build", "The running version", build);
-        Metrics {
-            registry,
-            rotations,
-            validations,
-            duration,
-            last_success,
-            deployed,
-            in_sync,
-            rejections,
-            standby_ready,
-            live_probe,
-            log_streams,
-            retired,
-            retired_alive,
-            oldest_alive,
-            exported: Mutex::default(),
-        }
+        self.registry
+            .register("build", "The running version", build);
     }
 }
 
@@ -336,11 +359,160 @@ impl Metrics {
         self.retired_alive.observe(alive_for.as_secs_f64());
     }
 
-    /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    /// The exposition in `format` (see [`Format::negotiate`]).
+    pub fn encode(&self, format: Format) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = match format {
+            Format::OpenMetrics => encoding::text::encode(&mut out, &self.registry),
+            Format::Classic => encoding::prometheus_text::encode(&mut out, &self.registry),
+        };
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::telemetry::status::TargetStatus;
+
+    /// Metrics with a value in every family, as a daemon that has worked a while has.
+    fn busy() -> Metrics {
+        let m = Metrics::default();
+        m.set_targets(&Snapshot {
+            secret_file: "/run/secrets/t".into(),
+            secret_fingerprint: Some("ab12".into()),
+            secret_error: None,
+            targets: vec![TargetStatus {
+                name: "bot".into(),
+                id: Some("c0ffee".into()),
+                state: "running".into(),
+                fingerprint: Some("ab12".into()),
+                matches_secret: Some(true),
+                rotation: None,
+                swapped_at: None,
+                error: None,
+            }],
+        });
+        m.live_rejected("probe");
+        m.set_standby_ready(true);
+        m.live_probed();
+        m.log_stream_opened();
+        m.set_retired(1, 2);
+        m.retired_dead(std::time::Duration::from_secs(3600));
+        m
+    }
+
+    /// Each sample's series (`name{labels}`) and value; `le` bounds as numbers, which the
+    /// two formats spell differently (`60.0`, `60`).
+    fn samples(text: &str) -> BTreeMap<String, String> {
+        let le = regex::Regex::new(r#"le="([^"]+)""#).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').expect("a sample line");
+                let series = le.replace(series, |c: &regex::Captures| {
+                    let bound: f64 = c[1].parse().expect("a number");
+                    format!("le=\"{bound}\"")
+                });
+                (series.into_owned(), value.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn openmetrics_is_openmetrics() {
+        let om = busy().encode(Format::OpenMetrics);
+        assert!(om.ends_with("\n# EOF\n"), "{om}");
+        assert!(om.contains("# TYPE token_rotator_build info\n"), "{om}");
+        assert!(
+            om.contains("# TYPE token_rotator_rotations counter\n"),
+            "{om}"
+        );
+        assert!(om.contains("\ntoken_rotator_rotations_total{outcome=\"rotated\"} 0\n"));
+    }
+
+    #[test]
+    fn classic_text_is_classic() {
+        let text = busy().encode(Format::Classic);
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("# UNIT"), "{text}");
+        let version = env!("CARGO_PKG_VERSION");
+        for want in [
+            "# HELP token_rotator_build_info The running version.\n".to_string(),
+            "# TYPE token_rotator_build_info gauge\n".into(),
+            format!("token_rotator_build_info{{version=\"{version}\"}} 1\n"),
+            "# HELP token_rotator_rotations_total Rotations by outcome.\n".into(),
+            "# TYPE token_rotator_rotations_total counter\n".into(),
+            "# TYPE token_rotator_rotation_duration_seconds histogram\n".into(),
+            "token_rotator_retired_token_alive_seconds_bucket{le=\"+Inf\"} 1\n".into(),
+            "# TYPE token_rotator_standby_ready gauge\n".into(),
+        ] {
+            assert!(text.contains(&want), "no {want:?} in\n{text}");
+        }
+        // Each family's HELP, then TYPE, then its samples, each named after it.
+        let mut family = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                family = rest.split(' ').next().map(str::to_string);
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert_eq!(Some(name), family.as_deref(), "{line}");
+                assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            } else {
+                let f = family.as_deref().expect("a sample after a HELP line");
+                let name = line.split(['{', ' ']).next().unwrap();
+                let suffix = name
+                    .strip_prefix(f)
+                    .unwrap_or_else(|| panic!("{line} in {f}"));
+                assert!(
+                    ["", "_bucket", "_sum", "_count"].contains(&suffix),
+                    "{line}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn both_formats_carry_the_same_series_and_values() {
+        let m = busy();
+        let om = samples(&m.encode(Format::OpenMetrics));
+        let text = samples(&m.encode(Format::Classic));
+        assert_eq!(om, text);
+        // The contract, by name (examples/prometheus/alerts.yml and README use them).
+        let names: std::collections::BTreeSet<&str> = text
+            .keys()
+            .map(|s| s.split(['{', ' ']).next().unwrap())
+            .collect();
+        for want in [
+            "token_rotator_rotations_total",
+            "token_rotator_validations_total",
+            "token_rotator_rotation_duration_seconds_bucket",
+            "token_rotator_rotation_duration_seconds_sum",
+            "token_rotator_rotation_duration_seconds_count",
+            "token_rotator_last_success_timestamp_seconds",
+            "token_rotator_deployed_token",
+            "token_rotator_target_in_sync",
+            "token_rotator_build_info",
+            "token_rotator_live_token_rejections_total",
+            "token_rotator_standby_ready",
+            "token_rotator_live_probe_timestamp_seconds",
+            "token_rotator_log_streams",
+            "token_rotator_retired_tokens",
+            "token_rotator_retired_token_alive_seconds_bucket",
+            "token_rotator_oldest_alive_retired_token_timestamp_seconds",
+        ] {
+            assert!(names.contains(want), "no {want} in {names:?}");
+        }
+        assert_eq!(
+            text.get("token_rotator_deployed_token{container=\"bot\",fingerprint=\"ab12\"}"),
+            Some(&"1".to_string())
+        );
+        assert_eq!(
+            text.get("token_rotator_retired_tokens{state=\"dead\"}"),
+            Some(&"2".to_string())
+        );
     }
 }

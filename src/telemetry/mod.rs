@@ -1,7 +1,9 @@
 //! What the rotator tells the outside: [`logging`] (tracing, with dependencies kept from
-//! printing container env), [`metrics`] (Prometheus), [`status`] (each target as the engine
-//! shows it), [`http`] (the daemon's endpoints) and [`webhook`] (events).
+//! printing container env), [`metrics`] (Prometheus, in the text format [`exposition`]
+//! picks for each scraper), [`status`] (each target as the engine shows it), [`http`] (the
+//! daemon's endpoints) and [`webhook`] (events).
 
+pub mod exposition;
 pub mod http;
 pub mod logging;
 pub mod metrics;
