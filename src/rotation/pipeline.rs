@@ -84,13 +84,14 @@ impl Pipeline {
         // 1. Lock, in key order so that two rotators cannot deadlock.
         let mut order: Vec<&T> = targets.iter().collect();
         order.sort_by_key(|t| t.key());
-        for t in order {
+        for t in &order {
             // Waiting for another rotator's lock changes nothing: a stop ends the wait.
             locks.push(self.unless_stopped(t.lock(&self.locker)).await??);
         }
 
-        // 2. Finish or undo whatever change a crash (or a failed undo) left behind.
-        for t in targets {
+        // 2. Finish or undo whatever change a crash (or a failed undo) left behind, in the
+        // same key order.
+        for t in &order {
             if let Some(found) = t.interrupted().await? {
                 let settled = if found.committed {
                     t.commit(&found.change).await.map_err(|step| Error::Step {

@@ -473,7 +473,7 @@ async fn interrupted_swaps_are_settled_in_key_order_before_anything_is_observed(
         interrupted: Some(false),
         ..Plan::default()
     };
-    let plans = vec![("a", committed), ("b", Plan::default()), ("c", unverified)];
+    let plans = vec![("c", unverified), ("a", committed), ("b", Plan::default())];
     let targets = fakes(&world, plans);
     let report = rotate(&pipeline(1, 0), &targets).await;
 
