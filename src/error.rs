@@ -30,7 +30,8 @@ pub enum Outcome {
     Busy,
     /// A swap failed and was rolled back.
     RolledBack,
-    /// A swap failed and its rollback failed too: the next run finishes the recovery.
+    /// A swap failed and its rollback failed too, or a verified swap a crash had
+    /// interrupted could not be finished: the next run finishes the recovery.
     RollbackFailed,
     /// The canary (the bot's own client, in its own image) refused the token; nothing touched.
     CanaryFailed,
@@ -115,6 +116,9 @@ pub enum Rollback {
     Restored,
     /// Undoing failed: the next run finishes it.
     Failed(UndoError),
+    /// Nothing was undone: the failed step finished a swap a crash had interrupted after
+    /// it was verified, and a verified swap is kept; the next run finishes it.
+    Unfinished,
 }
 
 impl std::fmt::Display for Rollback {
@@ -123,6 +127,9 @@ impl std::fmt::Display for Rollback {
             Rollback::NothingToUndo => f.write_str("nothing was changed"),
             Rollback::Restored => f.write_str("rolled back: the old container is back as it was"),
             Rollback::Failed(e) => write!(f, "ROLLBACK FAILED: {e}"),
+            Rollback::Unfinished => f.write_str(
+                "the interrupted swap had been verified, so it is kept and not undone; the next `token-rotator rotate` or `run` finishes it",
+            ),
         }
     }
 }
@@ -205,6 +212,11 @@ impl Error {
             } => Outcome::RollbackFailed,
             // An engine outage says nothing about the token: retried, not refused.
             Error::Step { step, .. } if step.unreachable => Outcome::EngineUnavailable,
+            // A recovery left unfinished, like a failed undo: retried, the token not blamed.
+            Error::Step {
+                rollback: Rollback::Unfinished,
+                ..
+            } => Outcome::RollbackFailed,
             Error::Step { .. } => Outcome::RolledBack,
         }
     }
@@ -235,5 +247,25 @@ mod tests {
             );
             assert!([0, 1, 3, 4, 5, 6, 7].contains(&o.exit_code()));
         }
+    }
+
+    fn step(unreachable: bool) -> StepError {
+        StepError {
+            target: "bot".into(),
+            step: "record the verified swap",
+            unreachable,
+            cause: "injected".into(),
+        }
+    }
+
+    #[test]
+    fn an_unfinished_recovery_is_retried_like_a_failed_rollback_and_never_called_rolled_back() {
+        let unfinished = |unreachable| Error::Step {
+            step: step(unreachable),
+            rollback: Rollback::Unfinished,
+        };
+        assert_eq!(unfinished(false).outcome(), Outcome::RollbackFailed);
+        assert_eq!(unfinished(true).outcome(), Outcome::EngineUnavailable);
+        assert!(unfinished(false).outcome().is_retryable());
     }
 }

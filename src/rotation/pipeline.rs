@@ -96,7 +96,7 @@ impl Pipeline {
                 let settled = if found.committed {
                     t.commit(&found.change).await.map_err(|step| Error::Step {
                         step,
-                        rollback: Rollback::NothingToUndo,
+                        rollback: Rollback::Unfinished,
                     })?
                 } else {
                     t.undo().await.map_err(TargetError::Undo)?

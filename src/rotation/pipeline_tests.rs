@@ -507,3 +507,30 @@ async fn interrupted_swaps_are_settled_in_key_order_before_anything_is_observed(
     );
     assert_eq!(report.recovered, ["a: committed a", "c: restored c"]);
 }
+
+#[tokio::test]
+async fn a_failed_finish_of_a_verified_interrupted_swap_is_left_to_the_next_run() {
+    let world = Arc::new(World::default());
+    let stuck = Plan {
+        interrupted: Some(true),
+        commit_fails: true,
+        ..Plan::default()
+    };
+    let targets = fakes(&world, vec![("a", stuck), ("b", Plan::default())]);
+    let report = rotate(&pipeline(1, 0), &targets).await;
+
+    assert_eq!(
+        report.outcome,
+        Outcome::RollbackFailed,
+        "retried, the token not blamed"
+    );
+    assert_eq!(world.keys(Call::Commit), ["a"]);
+    assert!(
+        world.keys(Call::Undo).is_empty(),
+        "a verified swap is never undone"
+    );
+    assert!(
+        world.keys(Call::Observe).is_empty(),
+        "nothing else is touched"
+    );
+}
