@@ -337,7 +337,7 @@ async fn after_more_than_max_failures_no_new_swap_starts() {
     for call in [Call::Apply, Call::Verify, Call::Commit, Call::Undo] {
         assert!(!world.keys(call).iter().any(|k| k == "c" || k == "d"));
     }
-    assert!(report.retired.is_empty());
+    assert!(report.retired_tokens.is_empty());
 }
 
 #[tokio::test]
@@ -359,6 +359,16 @@ async fn a_failure_lets_the_swaps_under_way_finish() {
     assert_eq!(outcome_of(&report, "c"), TargetOutcome::NotAttempted);
     assert_eq!(outcome_of(&report, "d"), TargetOutcome::NotAttempted);
     assert_eq!(world.keys(Call::Commit), ["b"]);
+    let retired: Vec<bool> = report
+        .retired_tokens
+        .iter()
+        .map(|t| t.matches("old-token-of-b"))
+        .collect();
+    assert_eq!(
+        retired,
+        [true],
+        "only the swapped target's old token is retired"
+    );
 }
 
 fn stoppable(parallel: usize) -> (Pipeline, Arc<watch::Sender<bool>>) {

@@ -91,15 +91,17 @@ pub struct RotationReport {
     pub validation: Option<&'static str>,
     /// What was done to finish or undo changes a crash had interrupted.
     pub recovered: Vec<String>,
-    /// Fingerprints of the tokens the swapped targets carried before: retired, but maybe
-    /// still working (a revoke can take days); check later with `token-rotator check`.
-    pub retired: Vec<String>,
+    /// The tokens the swapped targets carried before: retired, but maybe still working (a
+    /// revoke can take days); check later with `token-rotator check`. The daemon watches
+    /// them. Serialized as `retired`, their fingerprints only (their `Debug` too).
+    #[serde(rename = "retired", serialize_with = "fingerprints")]
+    pub retired_tokens: Vec<Token>,
     /// Wall time in seconds.
     pub duration_secs: f64,
-    /// The retired tokens themselves, for the daemon's watch. In memory only: never
-    /// serialized, and their `Debug` shows only fingerprints.
-    #[serde(skip)]
-    pub retired_tokens: Vec<Token>,
+}
+
+fn fingerprints<S: serde::Serializer>(tokens: &[Token], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(tokens.iter().map(|t| t.fingerprint().as_str()))
 }
 
 impl RotationReport {
@@ -114,9 +116,8 @@ impl RotationReport {
             verdict: None,
             validation: None,
             recovered: Vec::new(),
-            retired: Vec::new(),
-            duration_secs: 0.0,
             retired_tokens: Vec::new(),
+            duration_secs: 0.0,
         }
     }
 
@@ -131,9 +132,7 @@ impl RotationReport {
 
     /// Records that a swapped target carried `old` before (once per token).
     pub fn retire(&mut self, old: Token) {
-        let fp = old.fingerprint().to_string();
-        if !self.retired.contains(&fp) {
-            self.retired.push(fp);
+        if !self.retired_tokens.iter().any(|t| t.matches(old.expose())) {
             self.retired_tokens.push(old);
         }
     }
@@ -156,7 +155,7 @@ impl RotationReport {
         for r in &self.recovered {
             out.push_str(&format!("  recovered {r}\n"));
         }
-        for fp in &self.retired {
+        for fp in self.retired_tokens.iter().map(Token::fingerprint) {
             out.push_str(&format!(
                 "  retired token {fp}: it may keep working for days after a revoke; check it later with `token-rotator check --secret-file FILE` (a file holding it)\n"
             ));
@@ -224,6 +223,23 @@ pub(crate) fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retired_tokens_are_listed_once_as_retired_by_fingerprint_only() {
+        let old = Token::new(format!("sk-ant-oat01-{}", "o".repeat(40)));
+        let mut report = RotationReport::new("rot1".into(), None);
+        report.retire(Token::new(old.expose().to_string()));
+        report.retire(Token::new(old.expose().to_string()));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["retired"],
+            serde_json::json!([old.fingerprint().as_str()])
+        );
+        assert!(json.get("retired_tokens").is_none(), "{json}");
+        assert!(!json.to_string().contains(old.expose()));
+        assert_eq!(report.retired_tokens.len(), 1);
+        assert!(report.retired_tokens[0].matches(old.expose()));
+    }
 
     #[test]
     fn every_target_outcome_is_listed_in_the_readme() {
