@@ -212,6 +212,11 @@ impl Error {
             } => Outcome::RollbackFailed,
             // An engine outage says nothing about the token: retried, not refused.
             Error::Step { step, .. } if step.unreachable => Outcome::EngineUnavailable,
+            // Nothing was created, so nothing was undone: the target is what is wrong.
+            Error::Step {
+                step,
+                rollback: Rollback::NothingToUndo,
+            } if step.copy_refused() => Outcome::BadTarget,
             // A recovery left unfinished, like a failed undo: retried, the token not blamed.
             Error::Step {
                 rollback: Rollback::Unfinished,
@@ -256,6 +261,31 @@ mod tests {
             unreachable,
             cause: "injected".into(),
         }
+    }
+
+    #[test]
+    fn a_replacement_the_engine_refuses_to_create_is_a_bad_target_not_a_rollback() {
+        let refused = |rollback| Error::Step {
+            step: StepError {
+                cause: Box::new(crate::targets::container::apply::CopyRefused::new(
+                    "engine answered 400: invalid mount config".into(),
+                )),
+                ..step(false)
+            },
+            rollback,
+        };
+        let e = refused(Rollback::NothingToUndo);
+        assert_eq!(e.outcome(), Outcome::BadTarget);
+        assert_eq!(e.outcome().exit_code(), Outcome::RolledBack.exit_code());
+        assert!(e.to_string().ends_with("; nothing was changed"), "{e}");
+        // Had anything been created and undone, it would be a rollback all the same.
+        assert_eq!(refused(Rollback::Restored).outcome(), Outcome::RolledBack);
+        // Any other failed create is still one.
+        let other = Error::Step {
+            step: step(false),
+            rollback: Rollback::NothingToUndo,
+        };
+        assert_eq!(other.outcome(), Outcome::RolledBack);
     }
 
     #[test]

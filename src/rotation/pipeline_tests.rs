@@ -12,6 +12,7 @@ use super::pipeline::Pipeline;
 use super::report::{RotationReport, TargetOutcome};
 use crate::error::Outcome;
 use crate::secret::Token;
+use crate::targets::container::apply::CopyRefused;
 use crate::targets::{CanaryError, Change, Ctx, Interrupted, Lock, Locker, Observed, Settled};
 use crate::targets::{StepError, Target, TargetError, UndoError};
 
@@ -72,6 +73,8 @@ enum Fail {
     Verify,
     /// `verify` fails because the engine cannot be reached.
     Unreachable,
+    /// The engine refuses to create the copy (e.g. a bind mount's source is gone).
+    Refused,
 }
 
 /// What a fake target does.
@@ -211,9 +214,13 @@ impl Target for Fake {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-        if self.plan.fail == Some(Fail::Apply) {
+        if let Some(f @ (Fail::Apply | Fail::Refused)) = self.plan.fail {
             self.world.running.fetch_sub(1, Ordering::SeqCst);
-            return Err(step_error(&self.key, "apply", false));
+            let mut e = step_error(&self.key, "apply", false);
+            if f == Fail::Refused {
+                e.cause = Box::new(CopyRefused::new("engine answered 400".into()));
+            }
+            return Err(e);
         }
         *self.changed.lock().unwrap() = true;
         Ok(change_of(&self.key, ctx.rotation))
@@ -543,4 +550,26 @@ async fn a_failed_finish_of_a_verified_interrupted_swap_is_left_to_the_next_run(
         world.keys(Call::Observe).is_empty(),
         "nothing else is touched"
     );
+}
+
+#[tokio::test]
+async fn a_copy_the_engine_refuses_to_create_ends_as_a_bad_target() {
+    let world = Arc::new(World::default());
+    let targets = fakes(
+        &world,
+        vec![("a", failing(Fail::Refused)), ("b", Plan::default())],
+    );
+    let report = rotate(&pipeline(1, 0), &targets).await;
+
+    assert_eq!(report.outcome, Outcome::BadTarget);
+    assert_eq!(report.exit_code(), 4);
+    assert_eq!(world.keys(Call::Apply), ["a"], "no new swap after it");
+    assert_eq!(outcome_of(&report, "b"), TargetOutcome::NotAttempted);
+    // Worse failures still win over it.
+    let (worst, _) = worst_of(vec![
+        ("a", failing(Fail::Refused)),
+        ("b", failing(Fail::Unreachable)),
+    ])
+    .await;
+    assert_eq!(worst, Outcome::EngineUnavailable);
 }

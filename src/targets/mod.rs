@@ -256,6 +256,14 @@ pub struct StepError {
     pub cause: Box<dyn std::error::Error + Send + Sync>,
 }
 
+impl StepError {
+    /// Whether the engine refused to create the target's copy: the target cannot be
+    /// swapped as it is (see [`container::apply::CopyRefused`]).
+    pub fn copy_refused(&self) -> bool {
+        self.cause.is::<container::apply::CopyRefused>()
+    }
+}
+
 /// The canary refused the token: the bot's own client, in the bot's own image, could not
 /// use it. Nothing was touched.
 #[derive(Debug, thiserror::Error)]
