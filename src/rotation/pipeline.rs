@@ -226,6 +226,7 @@ impl Pipeline {
                     r.order = Some(c.order);
                     r.order_note = c.order_note;
                     r.dependents = c.dependents;
+                    r.spec_version = c.spec_version;
                     if let Some(old) = s.current_secret().filter(|v| !v.is_empty()) {
                         report.retire(Token::new(old.to_string()));
                     }
@@ -330,5 +331,6 @@ fn line<S>(s: &Observed<S>) -> TargetReport {
         order: None,
         order_note: None,
         dependents: Vec::new(),
+        spec_version: None,
     }
 }

@@ -14,7 +14,7 @@ use crate::error::Outcome;
 use crate::secret::Token;
 use crate::targets::container::apply::CopyRefused;
 use crate::targets::{CanaryError, Change, Ctx, Interrupted, Lock, Locker, Observed, Settled};
-use crate::targets::{StepError, Target, TargetError, UndoError};
+use crate::targets::{SpecVersion, StepError, Target, TargetError, UndoError};
 
 /// A call the pipeline made to a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,8 @@ struct Plan {
     undo_fails: bool,
     /// Its lock is held by another rotator that never lets go.
     lock_held: bool,
+    /// It is a Swarm service: its change says which spec version replaced which.
+    service: bool,
     /// Its apply asks the pipeline to stop (a SIGTERM during this swap).
     stop_on_apply: Option<Arc<watch::Sender<bool>>>,
 }
@@ -136,6 +138,7 @@ fn change_of(key: &str, rotation: &str) -> Change {
         note: None,
         dependents: Vec::new(),
         mark: None,
+        spec_version: None,
     }
 }
 
@@ -223,7 +226,15 @@ impl Target for Fake {
             return Err(e);
         }
         *self.changed.lock().unwrap() = true;
-        Ok(change_of(&self.key, ctx.rotation))
+        let mut c = change_of(&self.key, ctx.rotation);
+        if self.plan.service {
+            c.new_id = c.old_id.clone();
+            c.spec_version = Some(SpecVersion {
+                from: 41,
+                to: Some(42),
+            });
+        }
+        Ok(c)
     }
 
     async fn verify(&self, _: &Change, _: Ctx<'_>) -> Result<(), StepError> {
@@ -572,4 +583,27 @@ async fn a_copy_the_engine_refuses_to_create_ends_as_a_bad_target() {
     ])
     .await;
     assert_eq!(worst, Outcome::EngineUnavailable);
+}
+
+#[tokio::test]
+async fn a_swapped_service_reports_its_spec_versions() {
+    let world = Arc::new(World::default());
+    let service = Plan {
+        service: true,
+        ..Plan::default()
+    };
+    let targets = fakes(
+        &world,
+        vec![("bot", Plan::default()), ("bots_bot", service)],
+    );
+    let report = rotate(&pipeline(1, 0), &targets).await;
+
+    assert_eq!(report.outcome, Outcome::Rotated);
+    let versions: Vec<Option<SpecVersion>> =
+        report.targets.iter().map(|t| t.spec_version).collect();
+    let v = SpecVersion {
+        from: 41,
+        to: Some(42),
+    };
+    assert_eq!(versions, [None, Some(v)]);
 }

@@ -144,6 +144,17 @@ pub struct Change {
     /// What a later step compares against, for kinds that need it (a service: when the
     /// update status before ours started, so that a stale status is not taken for ours).
     pub mark: Option<String>,
+    /// What changed, for a Swarm service (it keeps its ID): its spec version.
+    pub spec_version: Option<SpecVersion>,
+}
+
+/// A Swarm service's spec version before and after the update that carried the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SpecVersion {
+    /// The version the update was made against.
+    pub from: u64,
+    /// The version after it (`None`: it could not be read after the update).
+    pub to: Option<u64>,
 }
 
 /// A container that shares a target's namespaces, recreated onto the target's replacement

@@ -173,6 +173,7 @@ pub async fn apply(
         note,
         dependents: Vec::new(),
         mark: None,
+        spec_version: None,
     };
     point(name, step::CREATE, "after-create").await?;
     tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");
