@@ -21,7 +21,8 @@ pub enum Outcome {
     Rejected,
     /// The API gave no verdict before the deadline; nothing touched.
     Inconclusive,
-    /// A target could not be found or cannot be swapped safely; nothing touched.
+    /// A target could not be found or cannot be swapped safely, or the engine refused to
+    /// create its copy; nothing touched.
     BadTarget,
     /// The engine could not be reached; nothing touched, or a swap it interrupted was
     /// rolled back cleanly.
