@@ -21,7 +21,8 @@ pub enum Outcome {
     Rejected,
     /// The API gave no verdict before the deadline; nothing touched.
     Inconclusive,
-    /// A target could not be found or cannot be swapped safely; nothing touched.
+    /// A target could not be found or cannot be swapped safely, or the engine refused to
+    /// create its copy; nothing touched.
     BadTarget,
     /// The engine could not be reached; nothing touched, or a swap it interrupted was
     /// rolled back cleanly.
@@ -30,7 +31,8 @@ pub enum Outcome {
     Busy,
     /// A swap failed and was rolled back.
     RolledBack,
-    /// A swap failed and its rollback failed too: the next run finishes the recovery.
+    /// A swap failed and its rollback failed too, or a verified swap a crash had
+    /// interrupted could not be finished: the next run finishes the recovery.
     RollbackFailed,
     /// The canary (the bot's own client, in its own image) refused the token; nothing touched.
     CanaryFailed,
@@ -115,6 +117,9 @@ pub enum Rollback {
     Restored,
     /// Undoing failed: the next run finishes it.
     Failed(UndoError),
+    /// Nothing was undone: the failed step finished a swap a crash had interrupted after
+    /// it was verified, and a verified swap is kept; the next run finishes it.
+    Unfinished,
 }
 
 impl std::fmt::Display for Rollback {
@@ -123,6 +128,9 @@ impl std::fmt::Display for Rollback {
             Rollback::NothingToUndo => f.write_str("nothing was changed"),
             Rollback::Restored => f.write_str("rolled back: the old container is back as it was"),
             Rollback::Failed(e) => write!(f, "ROLLBACK FAILED: {e}"),
+            Rollback::Unfinished => f.write_str(
+                "the interrupted swap had been verified, so it is kept and not undone; the next `token-rotator rotate` or `run` finishes it",
+            ),
         }
     }
 }
@@ -205,6 +213,16 @@ impl Error {
             } => Outcome::RollbackFailed,
             // An engine outage says nothing about the token: retried, not refused.
             Error::Step { step, .. } if step.unreachable => Outcome::EngineUnavailable,
+            // Nothing was created, so nothing was undone: the target is what is wrong.
+            Error::Step {
+                step,
+                rollback: Rollback::NothingToUndo,
+            } if step.copy_refused() => Outcome::BadTarget,
+            // A recovery left unfinished, like a failed undo: retried, the token not blamed.
+            Error::Step {
+                rollback: Rollback::Unfinished,
+                ..
+            } => Outcome::RollbackFailed,
             Error::Step { .. } => Outcome::RolledBack,
         }
     }
@@ -235,5 +253,50 @@ mod tests {
             );
             assert!([0, 1, 3, 4, 5, 6, 7].contains(&o.exit_code()));
         }
+    }
+
+    fn step(unreachable: bool) -> StepError {
+        StepError {
+            target: "bot".into(),
+            step: "record the verified swap",
+            unreachable,
+            cause: "injected".into(),
+        }
+    }
+
+    #[test]
+    fn a_replacement_the_engine_refuses_to_create_is_a_bad_target_not_a_rollback() {
+        let refused = |rollback| Error::Step {
+            step: StepError {
+                cause: Box::new(crate::targets::container::apply::CopyRefused::new(
+                    "engine answered 400: invalid mount config".into(),
+                )),
+                ..step(false)
+            },
+            rollback,
+        };
+        let e = refused(Rollback::NothingToUndo);
+        assert_eq!(e.outcome(), Outcome::BadTarget);
+        assert_eq!(e.outcome().exit_code(), Outcome::RolledBack.exit_code());
+        assert!(e.to_string().ends_with("; nothing was changed"), "{e}");
+        // Had anything been created and undone, it would be a rollback all the same.
+        assert_eq!(refused(Rollback::Restored).outcome(), Outcome::RolledBack);
+        // Any other failed create is still one.
+        let other = Error::Step {
+            step: step(false),
+            rollback: Rollback::NothingToUndo,
+        };
+        assert_eq!(other.outcome(), Outcome::RolledBack);
+    }
+
+    #[test]
+    fn an_unfinished_recovery_is_retried_like_a_failed_rollback_and_never_called_rolled_back() {
+        let unfinished = |unreachable| Error::Step {
+            step: step(unreachable),
+            rollback: Rollback::Unfinished,
+        };
+        assert_eq!(unfinished(false).outcome(), Outcome::RollbackFailed);
+        assert_eq!(unfinished(true).outcome(), Outcome::EngineUnavailable);
+        assert!(unfinished(false).outcome().is_retryable());
     }
 }

@@ -449,3 +449,29 @@ fn status_reports_each_targets_token_and_last_swap() {
     assert_eq!(v["targets"][0]["rotation"], rotation_id.as_str());
     assert_eq!(v["targets"][0]["matches_secret"], true);
 }
+
+#[test]
+fn a_copy_the_engine_refuses_to_create_is_a_bad_target_and_nothing_changes() {
+    let scope = Scope::new("refused-copy");
+    let api = StandInApi::start();
+    let (old, new) = (accepted(&api), accepted(&api));
+    let source = scope.dir.path().join("data");
+    std::fs::create_dir(&source).unwrap();
+    let mount = format!("type=bind,source={},target=/data", source.display());
+    let name = host_bot(&scope, "bot", &old, &api.base_url(), &["--mount", &mount]);
+    let id = id_of(&name);
+    // The engine checks a `--mount` bind's source at create: the copy is refused.
+    std::fs::remove_dir(&source).unwrap();
+
+    let run = rotate(&scope.secret_file(&new), &api, &[&name], &[]);
+
+    assert_eq!(run.code, 4, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "bad_target", "{report}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("nothing was changed"), "{error}");
+    assert_eq!(id_of(&name), id, "the very same container");
+    assert_eq!(inspect(&name)["State"]["Running"], true);
+    assert_eq!(env_of(&name, ENV_VAR).as_deref(), Some(old.as_str()));
+    assert_eq!(scope.containers(), vec![name], "nothing left over");
+}

@@ -33,22 +33,7 @@ pub async fn create_with_mac(
         "/v{}.{}/containers/create?name={query}",
         v.major_version, v.minor_version
     );
-    let client: Client<UnixConnector, Full<Bytes>> = Client::unix();
-    let req = hyper::Request::post(hyper::Uri::from(Uri::new(socket, &path)))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(serde_json::to_vec(&json)?)))
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let resp = client
-        .request(req)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?
-        .to_bytes();
+    let (status, bytes) = post(socket, &path, Bytes::from(serde_json::to_vec(&json)?)).await?;
     if !(200..300).contains(&status) {
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -62,6 +47,55 @@ pub async fn create_with_mac(
     Ok(serde_json::from_slice(&bytes)?)
 }
 
+/// `POST path` with a JSON `body` on the engine's unix socket: the status and the body.
+async fn post(
+    socket: &str,
+    path: &str,
+    body: Bytes,
+) -> Result<(u16, Bytes), bollard::errors::Error> {
+    let client: Client<UnixConnector, Full<Bytes>> = Client::unix();
+    let req = hyper::Request::post(hyper::Uri::from(Uri::new(socket, path)))
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .map_err(transport("build the request"))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(transport("send the request to the engine"))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(transport("read the engine's answer"))?
+        .to_bytes();
+    Ok((status, bytes))
+}
+
+/// A request that failed on its way, its cause kept: bollard's `IOError` holds an
+/// `io::Error`, whose `source()` skips the error it wraps, so that error is wrapped in
+/// this first, and `source()` walks on to the hyper (or http) error itself.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {what}")]
+struct Transport {
+    what: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn transport<E>(what: &'static str) -> impl FnOnce(E) -> bollard::errors::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| {
+        std::io::Error::other(Transport {
+            what,
+            source: Box::new(e),
+        })
+        .into()
+    }
+}
+
 /// Percent-encodes a container name for a query string (names are `[a-zA-Z0-9_.-]`, so
 /// this is only a guard).
 fn url_encode(s: &str) -> String {
@@ -71,4 +105,39 @@ fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_request_keeps_the_hyper_error_in_its_source_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("no-engine.sock");
+        let path = "/v1.41/containers/create?name=bot";
+        let err = post(socket.to_str().unwrap(), path, Bytes::new())
+            .await
+            .unwrap_err();
+        assert!(super::super::is_transport(&err), "{err:?}");
+        let mut chain: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+        let mut next = err.source();
+        while let Some(e) = next {
+            chain.push(e);
+            next = e.source();
+        }
+        assert!(
+            chain
+                .iter()
+                .any(|e| e.is::<hyper_util::client::legacy::Error>()),
+            "{err:?}"
+        );
+        // The innermost cause is the socket's own error, which `describe` shows.
+        assert!(
+            chain.last().is_some_and(|e| e.is::<std::io::Error>()),
+            "{err:?}"
+        );
+    }
 }

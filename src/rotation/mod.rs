@@ -94,3 +94,6 @@ impl Rotator {
         }
     }
 }
+
+#[cfg(test)]
+mod pipeline_tests;

@@ -84,18 +84,19 @@ impl Pipeline {
         // 1. Lock, in key order so that two rotators cannot deadlock.
         let mut order: Vec<&T> = targets.iter().collect();
         order.sort_by_key(|t| t.key());
-        for t in order {
+        for t in &order {
             // Waiting for another rotator's lock changes nothing: a stop ends the wait.
             locks.push(self.unless_stopped(t.lock(&self.locker)).await??);
         }
 
-        // 2. Finish or undo whatever change a crash (or a failed undo) left behind.
-        for t in targets {
+        // 2. Finish or undo whatever change a crash (or a failed undo) left behind, in the
+        // same key order.
+        for t in &order {
             if let Some(found) = t.interrupted().await? {
                 let settled = if found.committed {
                     t.commit(&found.change).await.map_err(|step| Error::Step {
                         step,
-                        rollback: Rollback::NothingToUndo,
+                        rollback: Rollback::Unfinished,
                     })?
                 } else {
                     t.undo().await.map_err(TargetError::Undo)?
@@ -225,6 +226,7 @@ impl Pipeline {
                     r.order = Some(c.order);
                     r.order_note = c.order_note;
                     r.dependents = c.dependents;
+                    r.spec_version = c.spec_version;
                     if let Some(old) = s.current_secret().filter(|v| !v.is_empty()) {
                         report.retire(Token::new(old.to_string()));
                     }
@@ -329,5 +331,6 @@ fn line<S>(s: &Observed<S>) -> TargetReport {
         order: None,
         order_note: None,
         dependents: Vec::new(),
+        spec_version: None,
     }
 }

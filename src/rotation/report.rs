@@ -70,6 +70,42 @@ pub struct TargetReport {
     pub order_note: Option<String>,
     /// Containers sharing its namespaces, recreated onto the replacement with it.
     pub dependents: Vec<crate::targets::DependentChange>,
+    /// A Swarm service's spec version before and after its update, once swapped (only
+    /// services have it: they keep their ID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_version: Option<crate::targets::SpecVersion>,
+}
+
+impl TargetReport {
+    /// What "swapped and verified" says of it: which container replaced which, or which
+    /// spec version of a service replaced which.
+    fn swapped(&self) -> String {
+        let prev = self.previous.as_deref().unwrap_or("unset");
+        let what = match self.spec_version {
+            Some(v) => match v.to {
+                Some(to) => format!("service spec version {} -> {to}", v.from),
+                None => format!("service spec version {} updated", v.from),
+            },
+            None => format!(
+                "container {} -> {}",
+                short(self.old_id.as_deref().unwrap_or("")),
+                short(self.new_id.as_deref().unwrap_or(""))
+            ),
+        };
+        let mut s = format!("swapped and verified (was {prev}; {what})");
+        for d in &self.dependents {
+            s.push_str(&format!(
+                "; {} (shares its namespaces) recreated onto it ({} -> {})",
+                d.name,
+                short(&d.old_id),
+                short(&d.new_id)
+            ));
+        }
+        if let Some(w) = &self.warning {
+            s.push_str(&format!("; warning: {w}"));
+        }
+        s
+    }
 }
 
 /// Everything one rotation did. Serialized, this is the JSON of `rotate --json`.
@@ -91,15 +127,17 @@ pub struct RotationReport {
     pub validation: Option<&'static str>,
     /// What was done to finish or undo changes a crash had interrupted.
     pub recovered: Vec<String>,
-    /// Fingerprints of the tokens the swapped targets carried before: retired, but maybe
-    /// still working (a revoke can take days); check later with `token-rotator check`.
-    pub retired: Vec<String>,
+    /// The tokens the swapped targets carried before: retired, but maybe still working (a
+    /// revoke can take days); check later with `token-rotator check`. The daemon watches
+    /// them. Serialized as `retired`, their fingerprints only (their `Debug` too).
+    #[serde(rename = "retired", serialize_with = "fingerprints")]
+    pub retired_tokens: Vec<Token>,
     /// Wall time in seconds.
     pub duration_secs: f64,
-    /// The retired tokens themselves, for the daemon's watch. In memory only: never
-    /// serialized, and their `Debug` shows only fingerprints.
-    #[serde(skip)]
-    pub retired_tokens: Vec<Token>,
+}
+
+fn fingerprints<S: serde::Serializer>(tokens: &[Token], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(tokens.iter().map(|t| t.fingerprint().as_str()))
 }
 
 impl RotationReport {
@@ -114,9 +152,8 @@ impl RotationReport {
             verdict: None,
             validation: None,
             recovered: Vec::new(),
-            retired: Vec::new(),
-            duration_secs: 0.0,
             retired_tokens: Vec::new(),
+            duration_secs: 0.0,
         }
     }
 
@@ -131,9 +168,7 @@ impl RotationReport {
 
     /// Records that a swapped target carried `old` before (once per token).
     pub fn retire(&mut self, old: Token) {
-        let fp = old.fingerprint().to_string();
-        if !self.retired.contains(&fp) {
-            self.retired.push(fp);
+        if !self.retired_tokens.iter().any(|t| t.matches(old.expose())) {
             self.retired_tokens.push(old);
         }
     }
@@ -156,34 +191,15 @@ impl RotationReport {
         for r in &self.recovered {
             out.push_str(&format!("  recovered {r}\n"));
         }
-        for fp in &self.retired {
+        for fp in self.retired_tokens.iter().map(Token::fingerprint) {
             out.push_str(&format!(
                 "  retired token {fp}: it may keep working for days after a revoke; check it later with `token-rotator check --secret-file FILE` (a file holding it)\n"
             ));
         }
         for t in &self.targets {
-            let prev = t.previous.as_deref().unwrap_or("unset");
             let line = match t.outcome {
                 TargetOutcome::AlreadyCurrent => "already current, not touched".to_string(),
-                TargetOutcome::Swapped => {
-                    let mut s = format!(
-                        "swapped and verified (was {prev}; container {} -> {})",
-                        short(t.old_id.as_deref().unwrap_or("")),
-                        short(t.new_id.as_deref().unwrap_or(""))
-                    );
-                    for d in &t.dependents {
-                        s.push_str(&format!(
-                            "; {} (shares its namespaces) recreated onto it ({} -> {})",
-                            d.name,
-                            short(&d.old_id),
-                            short(&d.new_id)
-                        ));
-                    }
-                    if let Some(w) = &t.warning {
-                        s.push_str(&format!("; warning: {w}"));
-                    }
-                    s
-                }
+                TargetOutcome::Swapped => t.swapped(),
                 TargetOutcome::RolledBack | TargetOutcome::RollbackFailed => {
                     format!("FAILED: {}", t.error.as_deref().unwrap_or(""))
                 }
@@ -224,6 +240,77 @@ pub(crate) fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn swapped(name: &str, spec_version: Option<crate::targets::SpecVersion>) -> TargetReport {
+        TargetReport {
+            name: name.into(),
+            outcome: TargetOutcome::Swapped,
+            old_id: Some("r0ohrx33ipbs0000".into()),
+            new_id: Some("r0ohrx33ipbs0000".into()),
+            error: None,
+            previous: Some("0f9e8d7c6b5a".into()),
+            warning: None,
+            order: Some("stop-first"),
+            order_note: None,
+            dependents: Vec::new(),
+            spec_version,
+        }
+    }
+
+    #[test]
+    fn a_swapped_service_says_which_spec_version_replaced_which() {
+        let v = crate::targets::SpecVersion {
+            from: 41,
+            to: Some(42),
+        };
+        let mut report = RotationReport::new("rot1".into(), None);
+        report.targets = vec![swapped("bots_bot", Some(v))];
+        let text = report.render();
+        assert!(
+            text.contains(
+                "bots_bot: swapped and verified (was 0f9e8d7c6b5a; service spec version 41 -> 42)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("container"), "{text}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["targets"][0]["spec_version"],
+            serde_json::json!({"from": 41, "to": 42})
+        );
+    }
+
+    #[test]
+    fn a_swapped_container_says_which_container_replaced_which() {
+        let mut report = RotationReport::new("rot1".into(), None);
+        let mut t = swapped("bot", None);
+        t.new_id = Some("9a8b7c6d5e4f0000".into());
+        report.targets = vec![t];
+        let text = report.render();
+        assert!(
+            text.contains("(was 0f9e8d7c6b5a; container r0ohrx33ipbs -> 9a8b7c6d5e4f)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["targets"][0].get("spec_version").is_none(), "{json}");
+    }
+
+    #[test]
+    fn retired_tokens_are_listed_once_as_retired_by_fingerprint_only() {
+        let old = Token::new(format!("sk-ant-oat01-{}", "o".repeat(40)));
+        let mut report = RotationReport::new("rot1".into(), None);
+        report.retire(Token::new(old.expose().to_string()));
+        report.retire(Token::new(old.expose().to_string()));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["retired"],
+            serde_json::json!([old.fingerprint().as_str()])
+        );
+        assert!(json.get("retired_tokens").is_none(), "{json}");
+        assert!(!json.to_string().contains(old.expose()));
+        assert_eq!(report.retired_tokens.len(), 1);
+        assert!(report.retired_tokens[0].matches(old.expose()));
+    }
 
     #[test]
     fn every_target_outcome_is_listed_in_the_readme() {

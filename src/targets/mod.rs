@@ -144,6 +144,17 @@ pub struct Change {
     /// What a later step compares against, for kinds that need it (a service: when the
     /// update status before ours started, so that a stale status is not taken for ours).
     pub mark: Option<String>,
+    /// What changed, for a Swarm service (it keeps its ID): its spec version.
+    pub spec_version: Option<SpecVersion>,
+}
+
+/// A Swarm service's spec version before and after the update that carried the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SpecVersion {
+    /// The version the update was made against.
+    pub from: u64,
+    /// The version after it (`None`: it could not be read after the update).
+    pub to: Option<u64>,
 }
 
 /// A container that shares a target's namespaces, recreated onto the target's replacement
@@ -254,6 +265,14 @@ pub struct StepError {
     /// Why.
     #[source]
     pub cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StepError {
+    /// Whether the engine refused to create the target's copy: the target cannot be
+    /// swapped as it is (see [`container::apply::CopyRefused`]).
+    pub fn copy_refused(&self) -> bool {
+        self.cause.is::<container::apply::CopyRefused>()
+    }
 }
 
 /// The canary refused the token: the bot's own client, in the bot's own image, could not

@@ -88,6 +88,22 @@ impl Redacted {
     }
 }
 
+/// The engine refused to create the replacement (it answered, with an error): the target
+/// cannot be copied as it is configured (a bind mount's source is gone, its image or a
+/// network no longer exists). Nothing was created.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}; the container cannot be copied as it is configured")]
+pub struct CopyRefused {
+    text: String,
+}
+
+impl CopyRefused {
+    /// The engine's answer, through the redactor already.
+    pub fn new(text: String) -> Self {
+        CopyRefused { text }
+    }
+}
+
 async fn point(target: &str, step: &'static str, at: &'static str) -> Result<(), StepError> {
     fault::point(at)
         .await
@@ -137,7 +153,14 @@ pub async fn apply(
                 .await
         }
     }
-    .map_err(at(step::CREATE))?;
+    .map_err(|e| match crate::engine::status_of(&e) {
+        // An answer, not an outage: the engine will not make this copy of the target.
+        Some(_) => {
+            let text = ctx.redactor.redact(&describe(&e));
+            failed(name, step::CREATE, false, CopyRefused::new(text))
+        }
+        None => at(step::CREATE)(e),
+    })?;
     let new_id = created.id;
     let (order, order_note) = order_for(seen, cfg, has_dependents);
     let change = Change {
@@ -150,6 +173,7 @@ pub async fn apply(
         note,
         dependents: Vec::new(),
         mark: None,
+        spec_version: None,
     };
     point(name, step::CREATE, "after-create").await?;
     tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");

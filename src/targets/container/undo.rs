@@ -83,6 +83,7 @@ pub async fn interrupted(
                 note: None,
                 dependents: Vec::new(),
                 mark: None,
+                spec_version: None,
             },
         }));
     }
@@ -106,6 +107,7 @@ pub async fn interrupted(
                 note: None,
                 dependents: Vec::new(),
                 mark: None,
+                spec_version: None,
             },
         }
     }))

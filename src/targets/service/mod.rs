@@ -24,7 +24,7 @@ use bollard::Docker;
 
 use super::container::spec::replace_env;
 use super::container::{ContainerConfig, Order};
-use super::{CanaryError, Change, Ctx, Interrupted, Lock, Locker, Observed, Settled};
+use super::{CanaryError, Change, Ctx, Interrupted, Lock, Locker, Observed, Settled, SpecVersion};
 use super::{StepError, Target, TargetError, UndoError};
 use crate::engine::{describe, is_not_found, is_transport, labels, EngineError, Failure};
 use crate::secret::Token;
@@ -302,6 +302,13 @@ impl Target for ServiceTarget {
         tracing::info!(service = %self.name, version = before.version, "service updated; Swarm rolls it out");
         let mut c = change(&before, ctx.rotation.to_string(), self.cfg.order);
         c.mark = Some(status_before.unwrap_or_default());
+        // For the report only: what the update made of the spec (a failed read is no
+        // reason to undo it).
+        let after = self.read().await.ok().flatten().map(|(s, _)| s.version);
+        c.spec_version = Some(SpecVersion {
+            from: before.version,
+            to: after,
+        });
         Ok(c)
     }
 
@@ -388,5 +395,6 @@ fn change(spec: &Spec, rotation: String, order: Order) -> Change {
         note: None,
         dependents: Vec::new(),
         mark: None,
+        spec_version: None,
     }
 }
