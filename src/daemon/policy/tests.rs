@@ -159,6 +159,7 @@ fn report(t: &Token, outcome: Outcome, retired: &[&Token]) -> RotationReport {
         order: None,
         order_note: None,
         dependents: Vec::new(),
+        spec_version: None,
     }];
     for old in retired {
         r.retire((*old).clone());
