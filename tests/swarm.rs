@@ -177,6 +177,19 @@ fn a_two_replica_service_is_rotated_by_swarm_and_verified_in_every_task() {
     let again = rotate(&e, s(&file), &name, &base, &[]);
     assert_eq!(again["outcome"], "already_current", "{again}");
     assert_eq!(spec(&e, &name)["Version"]["Index"], version);
+    // `status` shows the service as a target, carrying the file's token.
+    let st = run_binary(
+        std::path::Path::new(env!("CARGO_BIN_EXE_token-rotator")),
+        &["status", "--json", "--secret-file", s(&file), "--service", &name],
+        &[("DOCKER_HOST", &e.host)],
+    );
+    assert_eq!(st.code, 0, "every target current: {st:?}");
+    let target = &st.json()["targets"][0];
+    assert_eq!(target["name"], name.as_str(), "{target}");
+    assert_eq!(target["kind"], "service", "{target}");
+    assert_eq!(target["matches_secret"], true, "{target}");
+    assert_eq!(target["fingerprint"], support::fingerprint(&new).as_str());
+    assert_eq!(target["rotation"], v["rotation"], "{target}");
     e.docker(&["service", "rm", &name]);
 }
 

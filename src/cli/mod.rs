@@ -233,9 +233,12 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<u8> {
         &args.targets.env_var,
     )
     .await?;
+    let services = selector.service_names(&docker).await?;
     let snap = crate::telemetry::status::collect(
         &docker,
         &names,
+        &services,
+        &args.targets.env_var,
         &args.file.secret_file,
         args.file.token_format,
     )

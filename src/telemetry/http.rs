@@ -71,7 +71,20 @@ async fn snapshot(r: &Rotator) -> super::status::Snapshot {
             .map(|n| (n.clone(), r.container.env_var.clone()))
             .collect(),
     };
-    collect(&r.docker, &names, &r.secret.path, r.secret.format).await
+    let services = match r.targets.service_names(&r.docker).await {
+        Ok(s) => s,
+        Err(_) => r.targets.services.clone(),
+    };
+    let var = &r.container.env_var;
+    collect(
+        &r.docker,
+        &names,
+        &services,
+        var,
+        &r.secret.path,
+        r.secret.format,
+    )
+    .await
 }
 
 async fn readyz(State(app): State<App>) -> Response {

@@ -386,6 +386,7 @@ mod tests {
             secret_fingerprint: Some("ab12".into()),
             secret_error: None,
             targets: vec![TargetStatus {
+                kind: "container",
                 name: "bot".into(),
                 id: Some("c0ffee".into()),
                 state: "running".into(),

@@ -9,7 +9,7 @@ use bollard::Docker;
 use serde::Serialize;
 
 use crate::engine::{describe, labels};
-use crate::secret::{read_token_async, Fingerprint, TokenFormat};
+use crate::secret::{read_token_async, Fingerprint, Token, TokenFormat};
 use crate::targets::container::env_value;
 
 /// One target as the engine describes it.
@@ -17,6 +17,8 @@ use crate::targets::container::env_value;
 pub struct TargetStatus {
     /// The name as configured.
     pub name: String,
+    /// `container` or `service` (a Swarm service).
+    pub kind: &'static str,
     /// Container ID, if found.
     pub id: Option<String>,
     /// Engine state (`running`, `exited`, ...), or `missing`.
@@ -96,51 +98,24 @@ impl Snapshot {
     }
 }
 
-/// Reads the secret file and inspects every target.
+/// Reads the secret file and inspects every target: the containers (each with the env var
+/// that carries its token) and the Swarm services (their spec's env, with `env_var`).
 pub async fn collect(
     docker: &Docker,
     containers: &[(String, String)],
+    services: &[String],
+    env_var: &str,
     secret_file: &Path,
     format: TokenFormat,
 ) -> Snapshot {
     let secret = read_token_async(secret_file, format).await;
-    let mut targets = Vec::with_capacity(containers.len());
+    let secret_ref = secret.as_ref().ok();
+    let mut targets = Vec::with_capacity(containers.len() + services.len());
     for (name, env_var) in containers {
-        let mut t = TargetStatus {
-            name: name.clone(),
-            id: None,
-            state: "missing".into(),
-            fingerprint: None,
-            matches_secret: None,
-            rotation: None,
-            swapped_at: None,
-            error: None,
-        };
-        match docker
-            .inspect_container(name, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(info) => {
-                let value = env_value(&info, env_var);
-                t.id = info.id.clone();
-                t.state = info
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.status)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "unknown".into());
-                t.fingerprint = value.map(|v| Fingerprint::of(v).to_string());
-                t.matches_secret = secret
-                    .as_ref()
-                    .ok()
-                    .map(|tok| value.is_some_and(|v| tok.matches(v)));
-                let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
-                t.rotation = labels.and_then(|l| l.get(labels::ROTATION).cloned());
-                t.swapped_at = labels.and_then(|l| l.get(labels::SWAPPED_AT).cloned());
-            }
-            Err(e) => t.error = Some(describe(&e)),
-        }
-        targets.push(t);
+        targets.push(container(docker, name, env_var, secret_ref).await);
+    }
+    for name in services {
+        targets.push(service(docker, name, env_var, secret_ref).await);
     }
     Snapshot {
         secret_file: secret_file.display().to_string(),
@@ -148,4 +123,83 @@ pub async fn collect(
         secret_error: secret.err().map(|e| e.to_string()),
         targets,
     }
+}
+
+/// What a target is known as before it is inspected.
+fn unknown(name: &str, kind: &'static str) -> TargetStatus {
+    TargetStatus {
+        name: name.to_string(),
+        kind,
+        id: None,
+        state: "missing".into(),
+        fingerprint: None,
+        matches_secret: None,
+        rotation: None,
+        swapped_at: None,
+        error: None,
+    }
+}
+
+/// Fills in what the token env value and the labels say.
+fn carries(
+    t: &mut TargetStatus,
+    value: Option<&str>,
+    labels: Option<&std::collections::HashMap<String, String>>,
+    secret: Option<&Token>,
+) {
+    t.fingerprint = value.map(|v| Fingerprint::of(v).to_string());
+    t.matches_secret = secret.map(|tok| value.is_some_and(|v| tok.matches(v)));
+    t.rotation = labels.and_then(|l| l.get(labels::ROTATION).cloned());
+    t.swapped_at = labels.and_then(|l| l.get(labels::SWAPPED_AT).cloned());
+}
+
+async fn container(
+    docker: &Docker,
+    name: &str,
+    env_var: &str,
+    secret: Option<&Token>,
+) -> TargetStatus {
+    let mut t = unknown(name, "container");
+    match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(info) => {
+            t.id = info.id.clone();
+            t.state = info
+                .state
+                .as_ref()
+                .and_then(|s| s.status)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            let labels = info.config.as_ref().and_then(|c| c.labels.as_ref());
+            carries(&mut t, env_value(&info, env_var), labels, secret);
+        }
+        Err(e) => t.error = Some(describe(&e)),
+    }
+    t
+}
+
+/// A Swarm service: what its spec carries (the tasks follow it as Swarm rolls it out).
+async fn service(
+    docker: &Docker,
+    name: &str,
+    env_var: &str,
+    secret: Option<&Token>,
+) -> TargetStatus {
+    let mut t = unknown(name, "service");
+    match crate::targets::service::read(docker, name).await {
+        Ok(Some((spec, update))) => {
+            t.id = Some(spec.id.clone());
+            t.state = match update {
+                Some(u) => format!("update {u}"),
+                None => "service".into(),
+            };
+            let value = crate::targets::service::env_value(&spec.spec, env_var);
+            carries(&mut t, value, spec.spec.labels.as_ref(), secret);
+        }
+        Ok(None) => t.error = Some(format!("no such service: {name}")),
+        Err(e) => t.error = Some(describe(&e)),
+    }
+    t
 }
