@@ -17,82 +17,14 @@ use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 
 use super::observe::Inspected;
-use super::spec::replacement;
+use super::order::start_first_blocker;
+use super::spec::{image_ref, now_rfc3339, replacement};
+use super::step::{self, engine_at, failed, point};
 use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
-use crate::engine::{api_version, describe, is_transport, legacy, rename, short, start, stop};
-use crate::targets::{fault, Change, Ctx, Observed, StepError};
-
-/// The steps of a swap, as named in errors.
-pub mod step {
-    /// Building the replacement's configuration.
-    pub const PREPARE: &str = "prepare the replacement";
-    /// `POST /containers/create`.
-    pub const CREATE: &str = "create the replacement";
-    /// Connecting networks beyond the first.
-    pub const CONNECT: &str = "connect the replacement's networks";
-    /// Stopping the old container.
-    pub const STOP_OLD: &str = "stop the old container";
-    /// Renaming the old container aside.
-    pub const RENAME_OLD: &str = "rename the old container aside";
-    /// Giving the replacement the original name.
-    pub const RENAME_NEW: &str = "give the replacement the original name";
-    /// Starting the replacement.
-    pub const START_NEW: &str = "start the replacement";
-    /// Verifying the replacement.
-    pub const VERIFY: &str = "verify the replacement";
-    /// Recording that the replacement was verified.
-    pub const COMMIT: &str = "record the verified swap";
-}
-
-/// A failed step, its cause kept.
-pub(crate) fn failed<E>(target: &str, step: &'static str, unreachable: bool, cause: E) -> StepError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    StepError {
-        target: target.to_string(),
-        step,
-        unreachable,
-        cause: Box::new(cause),
-    }
-}
-
-/// An engine error at `step` (its message redacted: the engine may quote what it was given).
-fn engine_at<'a>(
-    target: &'a str,
-    step: &'static str,
-    ctx: Ctx<'a>,
-) -> impl Fn(bollard::errors::Error) -> StepError + 'a {
-    move |e| {
-        let unreachable = is_transport(&e);
-        let text = ctx.redactor.redact(&describe(&e));
-        failed(target, step, unreachable, Redacted { text })
-    }
-}
-
-/// An engine error whose message went through the redactor. The engine's own error is not
-/// kept as the source: its text may quote what it was given (the env, with a token), and a
-/// later `{:#}` of the chain would print it.
-#[derive(Debug, thiserror::Error)]
-#[error("{text}")]
-pub struct Redacted {
-    text: String,
-}
-
-impl Redacted {
-    /// Text that has been through the redactor already (or holds nothing secret).
-    pub fn new(text: String) -> Self {
-        Redacted { text }
-    }
-}
-
-async fn point(target: &str, step: &'static str, at: &'static str) -> Result<(), StepError> {
-    fault::point(at)
-        .await
-        .map_err(|e| failed(target, step, false, e))
-}
+use crate::engine::{api_version, describe, legacy, rename, short, start, stop};
+use crate::targets::{Change, Ctx, Observed, StepError};
 
 /// Creates, sets aside, renames, stops and starts. Returns the change for verify and commit.
 pub async fn apply(
@@ -219,6 +151,23 @@ pub async fn apply(
     Ok(change)
 }
 
+async fn connect(
+    docker: &Docker,
+    id: &str,
+    network: &str,
+    endpoint: EndpointSettings,
+) -> Result<(), bollard::errors::Error> {
+    docker
+        .connect_network(
+            network,
+            NetworkConnectRequest {
+                container: id.to_string(),
+                endpoint_config: Some(endpoint),
+            },
+        )
+        .await
+}
+
 /// The order this target can take: `start-first` needs two copies to run at once, which
 /// fixed host ports, a static IP, another container's network or host devices forbid.
 pub fn order_for(
@@ -245,101 +194,4 @@ pub fn order_for(
             )
         }
     }
-}
-
-/// Why two copies of this container cannot run at once, if they cannot.
-pub fn start_first_blocker(old: &bollard::models::ContainerInspectResponse) -> Option<String> {
-    let host = old.host_config.as_ref()?;
-    if let Some(m) = host
-        .network_mode
-        .as_deref()
-        .filter(|m| m.starts_with("container:"))
-    {
-        return Some(format!("it shares another container's network ({m})"));
-    }
-    let ports: Vec<&String> = host
-        .port_bindings
-        .iter()
-        .flatten()
-        .filter(|(_, b)| b.as_ref().is_some_and(|b| !b.is_empty()))
-        .map(|(p, _)| p)
-        .collect();
-    if !ports.is_empty() {
-        return Some(format!(
-            "it publishes host ports ({})",
-            ports
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let nets = old
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.as_ref());
-    for (net, ep) in nets.into_iter().flatten() {
-        let fixed = ep.ipam_config.as_ref().is_some_and(|c| {
-            c.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
-                || c.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
-        });
-        if fixed {
-            return Some(format!("it has a static IP on network {net}"));
-        }
-    }
-    if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Some("it uses host devices".into());
-    }
-    None
-}
-
-/// The image by name if that name still points at the same image, else by ID with a
-/// note saying why (`docker ps` then shows the ID; no name of the old image is left that
-/// the engine could resolve, short of a tag token-rotator would have to invent).
-pub(crate) async fn image_ref(
-    docker: &Docker,
-    old: &bollard::models::ContainerInspectResponse,
-) -> (String, Option<String>) {
-    let id = old.image.clone().unwrap_or_default();
-    let name = old
-        .config
-        .as_ref()
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default();
-    if name.is_empty() || name == id || name.starts_with("sha256:") {
-        return (id, None);
-    }
-    match docker.inspect_image(&name).await {
-        Ok(img) if img.id.as_deref() == Some(id.as_str()) => (name, None), // keeps `docker ps` readable
-        _ => {
-            let note = format!(
-                "the image name {name:?} no longer points at the image the container ran; the replacement runs that same image by its ID {} (docker ps shows the ID)",
-                short(id.trim_start_matches("sha256:"))
-            );
-            tracing::warn!(container = ?old.name, "{note}");
-            (id, Some(note))
-        }
-    }
-}
-
-async fn connect(
-    docker: &Docker,
-    id: &str,
-    network: &str,
-    endpoint: EndpointSettings,
-) -> Result<(), bollard::errors::Error> {
-    docker
-        .connect_network(
-            network,
-            NetworkConnectRequest {
-                container: id.to_string(),
-                endpoint_config: Some(endpoint),
-            },
-        )
-        .await
-}
-
-/// Current UTC time as RFC 3339 with second precision.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

@@ -20,9 +20,8 @@ use bollard::Docker;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{self, StreamExt};
 
-use super::apply::{failed, image_ref, now_rfc3339, step, Redacted};
-use super::spec::replacement;
-use super::undo::undo_error;
+use super::spec::{image_ref, now_rfc3339, replacement};
+use super::step::{self, failed, undo_error, Redacted};
 use crate::engine::names::Marker;
 use crate::engine::EngineError;
 use crate::engine::{api_version, describe, inspect, is_transport, labels, legacy};

@@ -1,4 +1,5 @@
-//! The replacement container's configuration, derived from the old one's.
+//! The replacement container's configuration, derived from the old one's, and the image
+//! reference and timestamp label it gets.
 //!
 //! Everything the user configured is copied; exactly one env entry changes. What the
 //! engine generated for the old container is left out so the engine generates it anew:
@@ -17,6 +18,9 @@ use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, MountType,
     NetworkingConfig, PortBinding,
 };
+use bollard::Docker;
+
+use crate::engine::short;
 
 /// The first Engine API that creates a container on several networks at once and keeps
 /// the MAC address on each endpoint.
@@ -363,6 +367,40 @@ fn endpoint(old: &EndpointSettings, short_id: &str) -> EndpointSettings {
         driver_opts: old.driver_opts.clone(),
         ..Default::default()
     }
+}
+
+/// The image by name if that name still points at the same image, else by ID with a
+/// note saying why (`docker ps` then shows the ID; no name of the old image is left that
+/// the engine could resolve, short of a tag token-rotator would have to invent).
+pub(crate) async fn image_ref(
+    docker: &Docker,
+    old: &bollard::models::ContainerInspectResponse,
+) -> (String, Option<String>) {
+    let id = old.image.clone().unwrap_or_default();
+    let name = old
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    if name.is_empty() || name == id || name.starts_with("sha256:") {
+        return (id, None);
+    }
+    match docker.inspect_image(&name).await {
+        Ok(img) if img.id.as_deref() == Some(id.as_str()) => (name, None), // keeps `docker ps` readable
+        _ => {
+            let note = format!(
+                "the image name {name:?} no longer points at the image the container ran; the replacement runs that same image by its ID {} (docker ps shows the ID)",
+                short(id.trim_start_matches("sha256:"))
+            );
+            tracing::warn!(container = ?old.name, "{note}");
+            (id, Some(note))
+        }
+    }
+}
+
+/// Current UTC time as RFC 3339 with second precision.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

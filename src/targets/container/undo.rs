@@ -9,8 +9,8 @@
 //! - a lone `-tr-new-` container next to the untouched original: remove it, and start the
 //!   original again if the swap had stopped it.
 //!
-//! Committing a verified swap is one rename (old container to `-tr-done-`), then the same
-//! [`settle`]. Every engine call rides out an unreachable engine for `--engine-retry`.
+//! Committing a verified swap ([`super::commit`]) is one rename (old container to
+//! `-tr-done-`), then the same [`settle`]. Every engine call rides out an unreachable engine for `--engine-retry`.
 //! Volumes are never removed.
 
 use std::collections::HashMap;
@@ -20,11 +20,11 @@ use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
-use super::apply::{failed, step};
+use super::step::undo_error;
 use crate::engine::names::Marker;
-use crate::engine::{inspect, is_transport, labels, remove_keep_volumes as remove, rename};
-use crate::engine::{retrying, short, start, stop, EngineError, Failure};
-use crate::targets::{fault, Change, Interrupted, Settled, StepError, TargetError, UndoError};
+use crate::engine::{inspect, labels, remove_keep_volumes as remove, rename};
+use crate::engine::{retrying, short, start, stop, EngineError};
+use crate::targets::{fault, Change, Interrupted, Settled, TargetError, UndoError};
 
 /// Another container holds the name the old one must get back.
 #[derive(Debug, thiserror::Error)]
@@ -34,16 +34,6 @@ use crate::targets::{fault, Change, Interrupted, Settled, StepError, TargetError
 pub struct NameTaken {
     /// Short ID of the container holding the name.
     pub holder: String,
-}
-
-/// An engine error while finishing or undoing a swap, kept as the cause.
-pub(super) fn undo_error(target: &str, what: &str, e: bollard::errors::Error) -> UndoError {
-    UndoError {
-        target: target.to_string(),
-        what: what.to_string(),
-        unreachable: is_transport(&e),
-        cause: Box::new(Failure(e)),
-    }
 }
 
 /// The unfinished swap of `target` the engine shows, if any: committed if a `-tr-done-`
@@ -109,69 +99,6 @@ pub async fn interrupted(
             },
         }
     }))
-}
-
-/// Records that `change` was verified (the old container becomes `-tr-done-`), then
-/// finishes it with [`settle`]. An error means nothing was recorded.
-pub async fn commit(
-    docker: &Docker,
-    target: &str,
-    change: &Change,
-    window: Duration,
-) -> Result<Settled, StepError> {
-    let done = Marker::Done.name(target, &change.rotation);
-    let not_recorded = |e: bollard::errors::Error| {
-        failed(
-            target,
-            step::COMMIT,
-            is_transport(&e),
-            EngineError::new(step::COMMIT, e),
-        )
-    };
-    let named_done = |c: &Option<bollard::models::ContainerInspectResponse>| {
-        c.as_ref()
-            .and_then(|c| c.name.as_deref())
-            .is_some_and(|n| n.trim_start_matches('/') == done)
-    };
-    // Renamed straight away (one round trip); only a refusal is looked into: the old
-    // container gone, already marked (a commit finished again after a crash), or the
-    // rename through with its answer lost.
-    let renamed = retrying(window, "mark the old container done", || {
-        rename(docker, &change.old_id, &done)
-    })
-    .await;
-    if let Err(e) = renamed {
-        let now = retrying(window, "inspect the old container", || {
-            inspect(docker, &change.old_id)
-        })
-        .await
-        .map_err(not_recorded)?;
-        if now.is_some() && !named_done(&now) {
-            return Err(not_recorded(e));
-        }
-    }
-    // Committed from here on (or the old container is gone, and the verified replacement
-    // is all there is): the same settle finishes it.
-    let leftover = |e: &dyn std::fmt::Display| {
-        Settled {
-        actions: Vec::new(),
-        warning: Some(format!(
-            "the swap is recorded as verified but could not be finished: {e}; the next run finishes it"
-        )),
-    }
-    };
-    if let Err(e) = fault::point("before-remove").await {
-        return Ok(leftover(&e));
-    }
-    match settle(docker, target, window).await {
-        Ok(settled) => Ok(settled),
-        // Start-first: the replacement may still have its temporary name beside the old
-        // bot. Not a success: a retryable failure, which the next run finishes.
-        Err(e) if change.order == "start-first" => {
-            Err(failed(target, step::COMMIT, e.unreachable, e))
-        }
-        Err(e) => Ok(leftover(&e)),
-    }
 }
 
 /// Finishes a verified swap and undoes an unverified one, from the names and labels the
