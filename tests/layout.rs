@@ -252,11 +252,7 @@ const LONG_FUNCTIONS_ALLOWED: &[(&str, &str)] = &[
     ("daemon/live.rs", "probe"),
     ("daemon/mod.rs", "reconcile"),
     ("rotation/pipeline.rs", "locked"),
-    ("targets/container/apply.rs", "apply"),
-    ("targets/container/dependents.rs", "apply"),
-    ("targets/container/dependents.rs", "settle"),
     ("targets/container/spec.rs", "replacement"),
-    ("targets/container/undo.rs", "settle"),
     ("targets/service/verify.rs", "rollout"),
     ("telemetry/metrics.rs", "default"),
 ];

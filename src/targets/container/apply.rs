@@ -13,17 +13,16 @@
 //! the pipeline.
 
 use bollard::models::{EndpointSettings, NetworkConnectRequest};
-use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 
 use super::observe::Inspected;
 use super::order::start_first_blocker;
-use super::spec::{image_ref, now_rfc3339, replacement};
+use super::spec::{self, image_ref, now_rfc3339, replacement};
 use super::step::{self, engine_at, failed, point};
 use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
-use crate::engine::{api_version, describe, legacy, rename, short, start, stop};
+use crate::engine::{api_version, describe, rename, short, start, stop};
 use crate::targets::{Change, Ctx, Observed, StepError};
 
 /// Creates, sets aside, renames, stops and starts. Returns the change for verify and commit.
@@ -35,9 +34,60 @@ pub async fn apply(
     ctx: Ctx<'_>,
 ) -> Result<Change, StepError> {
     let name = seen.name.as_str();
-    let old = &seen.state.0;
-    let at = |step| engine_at(name, step, ctx);
+    let (new_id, extra_networks, note) = create(docker, seen, cfg, ctx).await?;
+    let (order, order_note) = order_for(seen, cfg, has_dependents);
+    let change = Change {
+        rotation: ctx.rotation.to_string(),
+        old_id: seen.id.clone(),
+        new_id: new_id.clone(),
+        old_running: seen.running,
+        order: order.label(),
+        order_note,
+        note,
+        dependents: Vec::new(),
+        mark: None,
+    };
+    point(name, step::CREATE, "after-create").await?;
+    tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");
+    for (network, endpoint) in extra_networks {
+        connect(docker, &new_id, &network, endpoint)
+            .await
+            .map_err(engine_at(name, step::CONNECT, ctx))?;
+    }
+    if order == Order::StartFirst {
+        // Both run until the replacement is verified; commit then stops the old one.
+        start_new(docker, name, &new_id, ctx).await?;
+        tracing::debug!(container = name, new_id = %short(&new_id), "replacement started beside the old container, verifying");
+        return Ok(change);
+    }
+    let stopped = set_aside(docker, seen, ctx).await?;
+    rename(docker, &new_id, name)
+        .await
+        .map_err(engine_at(name, step::RENAME_NEW, ctx))?;
+    point(name, step::RENAME_NEW, "after-rename-new").await?;
+    if !seen.running {
+        // A stopped target gets a stopped replacement: starting it would override the operator.
+        return Ok(change);
+    }
+    if !stopped {
+        stop_old(docker, seen, ctx).await?;
+    }
+    start_new(docker, name, &new_id, ctx).await?;
+    tracing::debug!(container = name, new_id = %short(&new_id), "replacement started, verifying");
+    Ok(change)
+}
 
+/// Creates the replacement as `NAME-tr-new-ROT`, labelled with the ID it replaces and
+/// whether that one ran. Returns its ID, the networks to connect before it starts, and a
+/// note if it runs the old image by ID.
+async fn create(
+    docker: &Docker,
+    seen: &Observed<Inspected>,
+    cfg: &ContainerConfig,
+    ctx: Ctx<'_>,
+) -> Result<(String, Vec<(String, EndpointSettings)>, Option<String>), StepError> {
+    let name = seen.name.as_str();
+    let old = &seen.state.0;
     let (image, note) = image_ref(docker, old).await;
     let labels = [
         (labels::FINGERPRINT, ctx.token.fingerprint().to_string()),
@@ -53,63 +103,29 @@ pub async fn apply(
     let spec = replacement(old, &image, env, &labels, api)
         .map_err(|e| failed(name, step::PREPARE, false, e))?;
     let new_name = Marker::New.name(name, ctx.rotation);
-    let created = match &spec.legacy_mac {
-        // Only `Config.MacAddress` carries it on API < 1.44.
-        Some(mac) => legacy::create_with_mac(docker, &new_name, &spec.body, mac).await,
-        None => {
-            docker
-                .create_container(
-                    Some(
-                        CreateContainerOptionsBuilder::default()
-                            .name(&new_name)
-                            .build(),
-                    ),
-                    spec.body,
-                )
-                .await
-        }
-    }
-    .map_err(at(step::CREATE))?;
-    let new_id = created.id;
-    let (order, order_note) = order_for(seen, cfg, has_dependents);
-    let change = Change {
-        rotation: ctx.rotation.to_string(),
-        old_id: seen.id.clone(),
-        new_id: new_id.clone(),
-        old_running: seen.running,
-        order: order.label(),
-        order_note,
-        note,
-        dependents: Vec::new(),
-        mark: None,
-    };
-    point(name, step::CREATE, "after-create").await?;
-    tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");
+    let created = spec::create(docker, &new_name, spec.body, spec.legacy_mac.as_deref())
+        .await
+        .map_err(engine_at(name, step::CREATE, ctx))?;
+    Ok((created.id, spec.extra_networks, note))
+}
 
-    for (network, endpoint) in spec.extra_networks {
-        connect(docker, &new_id, &network, endpoint)
-            .await
-            .map_err(at(step::CONNECT))?;
-    }
-
-    if order == Order::StartFirst {
-        // Both run until the replacement is verified; commit then stops the old one.
-        start(docker, &new_id).await.map_err(at(step::START_NEW))?;
-        point(name, step::START_NEW, "after-start").await?;
-        tracing::debug!(container = name, new_id = %short(&new_id), "replacement started beside the old container, verifying");
-        return Ok(change);
-    }
-
-    // The aside name says whether the old container ran, so an undo knows whether to
-    // start it again. A running container is renamed while it still runs; one between two
-    // restarts has no network sandbox and cannot be renamed: it is stopped first.
+/// Renames the old container aside: `-tr-old-` if it ran, `-tr-stopped-` if not, so an
+/// undo knows whether to start it again. A running container is renamed while it still
+/// runs; one between two restarts has no network sandbox and cannot be renamed: it is
+/// stopped first. Returns whether it was stopped.
+async fn set_aside(
+    docker: &Docker,
+    seen: &Observed<Inspected>,
+    ctx: Ctx<'_>,
+) -> Result<bool, StepError> {
+    let name = seen.name.as_str();
     let aside = if seen.running {
         Marker::Old
     } else {
         Marker::Stopped
     }
     .name(name, ctx.rotation);
-    let restarting = old.state.as_ref().and_then(|s| s.restarting) == Some(true);
+    let restarting = seen.state.0.state.as_ref().and_then(|s| s.restarting) == Some(true);
     let mut renamed = false;
     if seen.running && !restarting {
         match rename(docker, &seen.id, &aside).await {
@@ -122,33 +138,42 @@ pub async fn apply(
     }
     let mut stopped = false;
     if seen.running && !renamed {
-        stop(docker, &seen.id).await.map_err(at(step::STOP_OLD))?;
+        stop_old(docker, seen, ctx).await?;
         stopped = true;
-        point(name, step::STOP_OLD, "after-stop").await?;
     }
     if !renamed {
         rename(docker, &seen.id, &aside)
             .await
-            .map_err(at(step::RENAME_OLD))?;
+            .map_err(engine_at(name, step::RENAME_OLD, ctx))?;
     }
     point(name, step::RENAME_OLD, "after-rename-old").await?;
-    rename(docker, &new_id, name)
-        .await
-        .map_err(at(step::RENAME_NEW))?;
-    point(name, step::RENAME_NEW, "after-rename-new").await?;
+    Ok(stopped)
+}
 
-    if !seen.running {
-        // A stopped target gets a stopped replacement: starting it would override the operator.
-        return Ok(change);
-    }
-    if !stopped {
-        stop(docker, &seen.id).await.map_err(at(step::STOP_OLD))?;
-        point(name, step::STOP_OLD, "after-stop").await?;
-    }
-    start(docker, &new_id).await.map_err(at(step::START_NEW))?;
-    point(name, step::START_NEW, "after-start").await?;
-    tracing::debug!(container = name, new_id = %short(&new_id), "replacement started, verifying");
-    Ok(change)
+/// Stops the old container (its own stop signal and timeout).
+async fn stop_old(
+    docker: &Docker,
+    seen: &Observed<Inspected>,
+    ctx: Ctx<'_>,
+) -> Result<(), StepError> {
+    let name = seen.name.as_str();
+    stop(docker, &seen.id)
+        .await
+        .map_err(engine_at(name, step::STOP_OLD, ctx))?;
+    point(name, step::STOP_OLD, "after-stop").await
+}
+
+/// Starts the replacement `new_id`.
+async fn start_new(
+    docker: &Docker,
+    name: &str,
+    new_id: &str,
+    ctx: Ctx<'_>,
+) -> Result<(), StepError> {
+    start(docker, new_id)
+        .await
+        .map_err(engine_at(name, step::START_NEW, ctx))?;
+    point(name, step::START_NEW, "after-start").await
 }
 
 async fn connect(

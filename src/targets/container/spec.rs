@@ -15,12 +15,13 @@
 use std::collections::{HashMap, HashSet};
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig, MountType,
-    NetworkingConfig, PortBinding,
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, EndpointSettings,
+    HostConfig, MountType, NetworkingConfig, PortBinding,
 };
+use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 
-use crate::engine::short;
+use crate::engine::{legacy, short};
 
 /// The first Engine API that creates a container on several networks at once and keeps
 /// the MAC address on each endpoint.
@@ -394,6 +395,23 @@ pub(crate) async fn image_ref(
             );
             tracing::warn!(container = ?old.name, "{note}");
             (id, Some(note))
+        }
+    }
+}
+
+/// Creates `body` as the container `name`: on API < 1.44 with the user's MAC address
+/// `legacy_mac`, through the create that carries it (only `Config.MacAddress` does there).
+pub async fn create(
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+    legacy_mac: Option<&str>,
+) -> Result<ContainerCreateResponse, bollard::errors::Error> {
+    match legacy_mac {
+        Some(mac) => legacy::create_with_mac(docker, name, &body, mac).await,
+        None => {
+            let opts = CreateContainerOptionsBuilder::default().name(name).build();
+            docker.create_container(Some(opts), body).await
         }
     }
 }

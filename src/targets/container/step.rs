@@ -1,7 +1,9 @@
 //! The steps of a swap as errors name them, and the errors of a failed step or undo: the
 //! vocabulary that apply, verify, commit, undo and the dependents' swaps share.
 
-use crate::engine::{describe, is_transport, Failure};
+use std::time::Duration;
+
+use crate::engine::{describe, is_transport, retrying, Failure};
 use crate::targets::{fault, Ctx, StepError, UndoError};
 
 /// Building the replacement's configuration.
@@ -84,4 +86,20 @@ pub(super) fn undo_error(target: &str, what: &str, e: bollard::errors::Error) ->
         unreachable: is_transport(&e),
         cause: Box::new(Failure(e)),
     }
+}
+
+/// An engine call while finishing or undoing a swap of `target`: retried while the engine
+/// is unreachable (for `window`); a failure is an [`UndoError`] saying `what`.
+pub(super) async fn undoing<T, Fut>(
+    target: &str,
+    window: Duration,
+    what: &str,
+    op: impl FnMut() -> Fut,
+) -> Result<T, UndoError>
+where
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    retrying(window, what, op)
+        .await
+        .map_err(|e| undo_error(target, what, e))
 }

@@ -20,7 +20,7 @@ use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
-use super::step::undo_error;
+use super::step::{undo_error, undoing};
 use crate::engine::names::Marker;
 use crate::engine::{inspect, labels, remove_keep_volumes as remove, rename};
 use crate::engine::{retrying, short, start, stop, EngineError};
@@ -104,173 +104,33 @@ pub async fn interrupted(
 /// Finishes a verified swap and undoes an unverified one, from the names and labels the
 /// engine shows. Returns what it did; an error names the step that failed.
 pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<Settled, UndoError> {
-    let mut actions = Vec::new();
-    let mut removed: Vec<String> = Vec::new();
     let found = retrying(window, "list leftovers of a swap", || {
         list_markers(docker, target)
     })
     .await
     .map_err(|e| undo_error(target, "list the leftovers of the swap", e))?;
+    let mut s = Settling {
+        docker,
+        target,
+        window,
+        actions: Vec::new(),
+        removed: Vec::new(),
+    };
     for (marker, c) in &found {
         let id = c.id.clone().unwrap_or_default();
-        if removed.contains(&id) {
+        if s.removed.contains(&id) {
             continue;
         }
         match marker {
-            Marker::Done => {
-                // Start-first: the verified replacement still has its temporary name. It
-                // gets the name first, so that a crash from here on leaves only the old
-                // container to remove.
-                let rotation = rotation_of(c);
-                let verified = found
-                    .iter()
-                    .find(|(m, n)| *m == Marker::New && rotation_of(n) == rotation);
-                if let Some((_, n)) = verified {
-                    let new_id = n.id.clone().unwrap_or_default();
-                    let what = "give the verified replacement the name";
-                    retrying(window, what, || rename(docker, &new_id, target))
-                        .await
-                        .map_err(|e| undo_error(target, what, e))?;
-                    actions.push(format!(
-                        "gave the verified replacement {} the name",
-                        short(&new_id)
-                    ));
-                    removed.push(new_id);
-                    if let Err(e) = fault::point("start-first-named").await {
-                        return Err(UndoError {
-                            target: target.to_string(),
-                            what: "finish the start-first swap".into(),
-                            unreachable: false,
-                            cause: Box::new(e),
-                        });
-                    }
-                }
-                // Stopped with its own signal and timeout (it still runs after a start-first
-                // swap), then removed, never its volumes. One the listing shows not running
-                // (stop-first) needs no stop.
-                use bollard::models::ContainerSummaryStateEnum as S;
-                if !matches!(c.state, Some(S::CREATED | S::EXITED | S::DEAD)) {
-                    retrying(window, "stop the old container", || stop(docker, &id))
-                        .await
-                        .map_err(|e| undo_error(target, "stop the old container", e))?;
-                }
-                retrying(window, "remove the old container", || remove(docker, &id))
-                    .await
-                    .map_err(|e| undo_error(target, "remove the old container", e))?;
-                actions.push(format!(
-                    "removed {} (replaced by a verified container)",
-                    short(&id)
-                ));
-            }
-            Marker::Old | Marker::Stopped => {
-                let replacements = retrying(window, "find the replacements", || {
-                    replacements_of(docker, &id)
-                })
-                .await
-                .map_err(|e| undo_error(target, "find the replacements", e))?;
-                for n in replacements {
-                    retrying(window, "remove the replacement", || remove(docker, &n))
-                        .await
-                        .map_err(|e| undo_error(target, "remove the replacement", e))?;
-                    actions.push(format!("removed unverified replacement {}", short(&n)));
-                    removed.push(n);
-                }
-                let holder = retrying(window, "see who holds the name", || inspect(docker, target))
-                    .await
-                    .map_err(|e| undo_error(target, "see who holds the name", e))?;
-                // `inspect` also matches ID prefixes: only a container of that very name counts.
-                let holder = holder.filter(|h| {
-                    h.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target)
-                });
-                if let Some(h) = holder {
-                    return Err(UndoError {
-                        target: target.to_string(),
-                        what: "give the old container its name back".into(),
-                        unreachable: false,
-                        cause: Box::new(NameTaken {
-                            holder: short(h.id.as_deref().unwrap_or("")).to_string(),
-                        }),
-                    });
-                }
-                retrying(window, "rename the old container back", || {
-                    rename(docker, &id, target)
-                })
-                .await
-                .map_err(|e| undo_error(target, "rename the old container back", e))?;
-                if *marker == Marker::Old {
-                    retrying(window, "start the old container again", || {
-                        start(docker, &id)
-                    })
-                    .await
-                    .map_err(|e| undo_error(target, "start the old container again", e))?;
-                }
-                actions.push(format!(
-                    "restored the old container {} under its name",
-                    short(&id)
-                ));
-            }
-            Marker::New => {
-                let labels = c.labels.clone().unwrap_or_default();
-                let ran = labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
-                let old_id = labels.get(labels::REPLACES).cloned().unwrap_or_default();
-                let old = if old_id.is_empty() {
-                    Some(Default::default()) // no record of what it replaces: remove it
-                } else {
-                    retrying(window, "inspect the old container", || {
-                        inspect(docker, &old_id)
-                    })
-                    .await
-                    .map_err(|e| undo_error(target, "inspect the old container", e))?
-                };
-                let Some(old): Option<bollard::models::ContainerInspectResponse> = old else {
-                    // The container it replaces is gone (an `--rm` one that exited, or
-                    // removed by hand): removing the replacement would leave no bot at all.
-                    let what = "give the replacement the name of the container that is gone";
-                    retrying(window, what, || rename(docker, &id, target))
-                        .await
-                        .map_err(|e| undo_error(target, what, e))?;
-                    if ran {
-                        retrying(window, "start the replacement", || start(docker, &id))
-                            .await
-                            .map_err(|e| undo_error(target, "start the replacement", e))?;
-                    }
-                    actions.push(format!(
-                        "the container it replaced is gone: gave the replacement {} the name",
-                        short(&id)
-                    ));
-                    continue;
-                };
-                // The original still has its name: the swap stopped before setting it aside.
-                retrying(window, "remove an unfinished replacement", || {
-                    remove(docker, &id)
-                })
-                .await
-                .map_err(|e| undo_error(target, "remove an unfinished replacement", e))?;
-                actions.push(format!("removed unfinished replacement {}", short(&id)));
-                let stopped = old.state.and_then(|s| s.running) != Some(true);
-                if ran && stopped && !old_id.is_empty() {
-                    retrying(window, "start the old container again", || {
-                        start(docker, &old_id)
-                    })
-                    .await
-                    .map_err(|e| undo_error(target, "start the old container again", e))?;
-                    actions.push(format!(
-                        "started the old container {} again",
-                        short(&old_id)
-                    ));
-                }
-            }
-            Marker::Canary => {
-                // A canary never outlives its rotation: this one's process died.
-                retrying(window, "remove a leftover canary", || remove(docker, &id))
-                    .await
-                    .map_err(|e| undo_error(target, "remove a leftover canary", e))?;
-                actions.push(format!("removed leftover canary {}", short(&id)));
-            }
+            Marker::Done => s.finish(c, &id, &found).await?,
+            Marker::Old | Marker::Stopped => s.restore(*marker, &id).await?,
+            Marker::New => s.drop_unfinished(c, &id).await?,
+            Marker::Canary => s.remove_canary(&id).await?,
             Marker::Lock => {}
         }
     }
     // The containers sharing its namespaces follow the target's swap, either way.
+    let mut actions = s.actions;
     actions.extend(super::dependents::settle(docker, target, window).await?);
     for line in &actions {
         tracing::info!(container = target, "settled a swap: {line}");
@@ -279,6 +139,196 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
         actions,
         warning: None,
     })
+}
+
+/// One settle under way: what it did so far, and the replacements it dealt with already
+/// (removed, or given the name), which the listing still shows.
+struct Settling<'a> {
+    docker: &'a Docker,
+    target: &'a str,
+    window: Duration,
+    actions: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl Settling<'_> {
+    /// An engine call, retried while the engine is unreachable; a failure says `what`.
+    async fn call<T, Fut>(&self, what: &str, op: impl FnMut() -> Fut) -> Result<T, UndoError>
+    where
+        Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        undoing(self.target, self.window, what, op).await
+    }
+
+    /// `-tr-done-`: the swap was verified. The old container (`old`, ID `id`) is stopped
+    /// with its own signal and timeout (it still runs after a start-first swap), then
+    /// removed, never its volumes.
+    async fn finish(
+        &mut self,
+        old: &ContainerSummary,
+        id: &str,
+        found: &[(Marker, ContainerSummary)],
+    ) -> Result<(), UndoError> {
+        // Start-first: the verified replacement still has its temporary name. It gets the
+        // name first, so that a crash from here on leaves only the old container to remove.
+        let rotation = rotation_of(old);
+        let verified = found
+            .iter()
+            .find(|(m, n)| *m == Marker::New && rotation_of(n) == rotation);
+        if let Some((_, n)) = verified {
+            self.name_verified(n.id.clone().unwrap_or_default()).await?;
+        }
+        let docker = self.docker;
+        // One the listing shows not running (stop-first) needs no stop.
+        use bollard::models::ContainerSummaryStateEnum as S;
+        if !matches!(old.state, Some(S::CREATED | S::EXITED | S::DEAD)) {
+            self.call("stop the old container", || stop(docker, id))
+                .await?;
+        }
+        self.call("remove the old container", || remove(docker, id))
+            .await?;
+        self.actions.push(format!(
+            "removed {} (replaced by a verified container)",
+            short(id)
+        ));
+        Ok(())
+    }
+
+    /// Start-first: gives the verified replacement `new_id` the target's name.
+    async fn name_verified(&mut self, new_id: String) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let what = "give the verified replacement the name";
+        self.call(what, || rename(docker, &new_id, target)).await?;
+        self.actions.push(format!(
+            "gave the verified replacement {} the name",
+            short(&new_id)
+        ));
+        self.removed.push(new_id);
+        if let Err(e) = fault::point("start-first-named").await {
+            return Err(UndoError {
+                target: target.to_string(),
+                what: "finish the start-first swap".into(),
+                unreachable: false,
+                cause: Box::new(e),
+            });
+        }
+        Ok(())
+    }
+
+    /// `-tr-old-`/`-tr-stopped-` (`marker`): not verified. The replacements of the old
+    /// container `id` go (found by their `replaces` label, whatever their name now), it gets
+    /// its name back, and it starts again if it ran.
+    async fn restore(&mut self, marker: Marker, id: &str) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let replacements = self
+            .call("find the replacements", || replacements_of(docker, id))
+            .await?;
+        for n in replacements {
+            self.call("remove the replacement", || remove(docker, &n))
+                .await?;
+            self.actions
+                .push(format!("removed unverified replacement {}", short(&n)));
+            self.removed.push(n);
+        }
+        self.name_is_free().await?;
+        self.call("rename the old container back", || {
+            rename(docker, id, target)
+        })
+        .await?;
+        if marker == Marker::Old {
+            self.call("start the old container again", || start(docker, id))
+                .await?;
+        }
+        self.actions.push(format!(
+            "restored the old container {} under its name",
+            short(id)
+        ));
+        Ok(())
+    }
+
+    /// An error if a container that is not a token-rotator replacement holds the name.
+    async fn name_is_free(&self) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let holder = self
+            .call("see who holds the name", || inspect(docker, target))
+            .await?;
+        // `inspect` also matches ID prefixes: only a container of that very name counts.
+        let holder =
+            holder.filter(|h| h.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target));
+        match holder {
+            Some(h) => Err(UndoError {
+                target: target.to_string(),
+                what: "give the old container its name back".into(),
+                unreachable: false,
+                cause: Box::new(NameTaken {
+                    holder: short(h.id.as_deref().unwrap_or("")).to_string(),
+                }),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A lone `-tr-new-` replacement `c` (ID `id`) next to the untouched original: the swap
+    /// stopped before setting the original aside. The replacement goes, and the original
+    /// starts again if the swap had stopped it.
+    async fn drop_unfinished(&mut self, c: &ContainerSummary, id: &str) -> Result<(), UndoError> {
+        let docker = self.docker;
+        let labels = c.labels.clone().unwrap_or_default();
+        let ran = labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
+        let old_id = labels.get(labels::REPLACES).cloned().unwrap_or_default();
+        let old = if old_id.is_empty() {
+            Some(Default::default()) // no record of what it replaces: remove it
+        } else {
+            self.call("inspect the old container", || inspect(docker, &old_id))
+                .await?
+        };
+        let Some(old): Option<bollard::models::ContainerInspectResponse> = old else {
+            return self.take_over_name(id, ran).await;
+        };
+        // The original still has its name: the swap stopped before setting it aside.
+        self.call("remove an unfinished replacement", || remove(docker, id))
+            .await?;
+        self.actions
+            .push(format!("removed unfinished replacement {}", short(id)));
+        let stopped = old.state.and_then(|s| s.running) != Some(true);
+        if ran && stopped && !old_id.is_empty() {
+            self.call("start the old container again", || start(docker, &old_id))
+                .await?;
+            self.actions.push(format!(
+                "started the old container {} again",
+                short(&old_id)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The container the replacement `id` replaces is gone (an `--rm` one that exited, or
+    /// removed by hand): removing the replacement would leave no bot at all, so it takes
+    /// the name (and starts, if the old one ran).
+    async fn take_over_name(&mut self, id: &str, ran: bool) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let what = "give the replacement the name of the container that is gone";
+        self.call(what, || rename(docker, id, target)).await?;
+        if ran {
+            self.call("start the replacement", || start(docker, id))
+                .await?;
+        }
+        self.actions.push(format!(
+            "the container it replaced is gone: gave the replacement {} the name",
+            short(id)
+        ));
+        Ok(())
+    }
+
+    /// A canary never outlives its rotation: this one's process died.
+    async fn remove_canary(&mut self, id: &str) -> Result<(), UndoError> {
+        let docker = self.docker;
+        self.call("remove a leftover canary", || remove(docker, id))
+            .await?;
+        self.actions
+            .push(format!("removed leftover canary {}", short(id)));
+        Ok(())
+    }
 }
 
 /// The rotation ID in a marker container's name.
