@@ -252,8 +252,6 @@ const LONG_FUNCTIONS_ALLOWED: &[(&str, &str)] = &[
     ("daemon/live.rs", "probe"),
     ("daemon/mod.rs", "reconcile"),
     ("rotation/pipeline.rs", "locked"),
-    ("targets/container/spec.rs", "replacement"),
-    ("targets/service/verify.rs", "rollout"),
     ("telemetry/metrics.rs", "default"),
 ];
 
