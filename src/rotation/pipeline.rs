@@ -47,9 +47,11 @@ impl Pipeline {
         token: &Token,
         rotation: String,
     ) -> RotationReport {
-        let keys: Vec<&str> = targets.iter().map(|t| t.key()).collect();
-        let span = tracing::info_span!("rotation", id = %rotation, targets = ?keys);
+        // The span carries the count; the names are said once, here.
+        let span = tracing::info_span!("rotation", id = %rotation, targets = targets.len());
         async move {
+            let keys: Vec<&str> = targets.iter().map(|t| t.key()).collect();
+            tracing::info!(fingerprint = %token.fingerprint(), "rotation into {} target(s): {}", keys.len(), keys.join(", "));
             let started = Instant::now();
             let mut report = RotationReport::new(rotation, Some(token.fingerprint()));
             let mut redactor = Redactor::new();
@@ -242,7 +244,7 @@ impl Pipeline {
             let Some((i, result)) = running.next().await else {
                 break;
             };
-            if let Some(e) = record(report, i, &seen[i], result, ctx) {
+            if let Some(e) = record(report, i, &targets[i], &seen[i], result, ctx) {
                 failures.push(e);
             }
         }
@@ -275,20 +277,23 @@ fn start_swap<'a, T: Target>(
     async move { (i, change(t, s, ctx).instrument(span).await) }
 }
 
-/// Writes how the swap of target `i` (as `s` saw it) ended into its line of the report;
-/// returns the error it failed with, if it failed.
-fn record<S>(
+/// Writes how the swap of target `i` (`t`, as `s` saw it) ended into its line of the
+/// report, and says in one line what a successful one did; returns the error a failed one
+/// failed with.
+fn record<T: Target>(
     report: &mut RotationReport,
     i: usize,
-    s: &Observed<S>,
+    t: &T,
+    s: &Observed<T::State>,
     result: Result<(Change, Settled), Error>,
     ctx: Ctx<'_>,
 ) -> Option<Error> {
     match result {
         Ok((c, settled)) => {
-            tracing::info!(container = %s.name, old = crate::engine::short(&c.old_id), new = crate::engine::short(&c.new_id), fingerprint = %ctx.token.fingerprint(), "swapped and verified");
+            let done = t.swapped(&c, &settled);
+            tracing::info!(container = %s.name, fingerprint = %ctx.token.fingerprint(), "{done}");
             if let Some(w) = &settled.warning {
-                tracing::warn!("{w}");
+                tracing::warn!(container = %s.name, "{w}");
             }
             let r = &mut report.targets[i];
             r.outcome = TargetOutcome::Swapped;
@@ -368,7 +373,11 @@ async fn change<T: Target>(
         Err(step) => {
             let rollback = match t.undo().await {
                 Ok(s) if s.actions.is_empty() => Rollback::NothingToUndo,
-                Ok(_) => Rollback::Restored,
+                Ok(s) => {
+                    let did = s.actions.join("; ");
+                    tracing::warn!(container = t.key(), "rolled back {}: {did}", t.key());
+                    Rollback::Restored
+                }
                 Err(u) => Rollback::Failed(u),
             };
             Err(Error::Step { step, rollback })

@@ -243,7 +243,7 @@ pub async fn apply(
     if running {
         start(docker, &new_id).await.map_err(at(step::START_NEW))?;
     }
-    tracing::info!(
+    tracing::debug!(
         container = target,
         dependent = dep,
         old = short(&old_id),

@@ -30,6 +30,7 @@ use bollard::Docker;
 
 use super::{CanaryError, TargetError, UndoError};
 use super::{Change, Ctx, Interrupted, Lock, Locker, Observed, Settled, StepError, Target};
+use crate::engine::short;
 use crate::secret::Token;
 
 pub use observe::{env_value, Inspected};
@@ -175,5 +176,26 @@ impl Target for ContainerTarget {
 
     async fn undo(&self) -> Result<Settled, UndoError> {
         undo::settle(&self.docker, &self.name, self.cfg.engine_retry).await
+    }
+
+    fn swapped(&self, change: &Change, settled: &Settled) -> String {
+        let (new, old) = (short(&change.new_id), short(&change.old_id));
+        let mut line = match settled.warning {
+            None => format!(
+                "swapped {}: replacement {new} verified, old container {old} removed",
+                self.name
+            ),
+            Some(_) => format!(
+                "swapped {}: replacement {new} verified, old container {old} not removed yet",
+                self.name
+            ),
+        };
+        for d in &change.dependents {
+            line.push_str(&format!(
+                "; {} (shares its namespaces) recreated onto it",
+                d.name
+            ));
+        }
+        line
     }
 }

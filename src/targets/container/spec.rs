@@ -408,7 +408,8 @@ pub(crate) async fn image_ref(
                 "the image name {name:?} no longer points at the image the container ran; the replacement runs that same image by its ID {} (docker ps shows the ID)",
                 short(id.trim_start_matches("sha256:"))
             );
-            tracing::warn!(container = ?old.name, "{note}");
+            let container = old.name.as_deref().unwrap_or("").trim_start_matches('/');
+            tracing::warn!(container, "{note}");
             (id, Some(note))
         }
     }

@@ -130,11 +130,10 @@ pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<S
         }
     }
     // The containers sharing its namespaces follow the target's swap, either way.
+    // What it did is the caller's to log: a rollback, a recovery, or (from commit) the
+    // end of a swap that succeeded, which must not read like an undo.
     let mut actions = s.actions;
     actions.extend(super::dependents::settle(docker, target, window).await?);
-    for line in &actions {
-        tracing::info!(container = target, "settled a swap: {line}");
-    }
     Ok(Settled {
         actions,
         warning: None,

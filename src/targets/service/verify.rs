@@ -79,7 +79,7 @@ pub async fn rollout(
 ) -> Result<(), ServiceVerifyError> {
     let deadline = Instant::now() + cfg.verify_timeout.max(cfg.settle);
     wait_for_rollout(docker, name, before, cfg, deadline).await?;
-    tracing::info!(
+    tracing::debug!(
         service = name,
         "Swarm completed the rollout; checking the tasks"
     );
