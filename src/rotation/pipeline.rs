@@ -133,7 +133,7 @@ impl Pipeline {
                     t.undo().await.map_err(TargetError::Undo)?
                 };
                 for a in settled.actions {
-                    tracing::warn!(container = t.key(), "recovered an interrupted swap: {a}");
+                    tracing::warn!(container = %t.key(), "recovered an interrupted swap: {a}");
                     report.recovered.push(format!("{}: {a}", t.key()));
                 }
             }
@@ -171,7 +171,7 @@ impl Pipeline {
         };
         report.verdict = Some(verdict.to_string());
         report.validation = Some(verdict.label());
-        tracing::info!(fingerprint = %token.fingerprint(), verdict = verdict.label(), "{verdict}");
+        tracing::info!(fingerprint = %token.fingerprint(), verdict = %verdict.label(), "{verdict}");
         let fingerprint = token.fingerprint().to_string();
         match verdict {
             Verdict::Invalid { .. } => Err(Error::Refused {
@@ -375,7 +375,7 @@ async fn change<T: Target>(
                 Ok(s) if s.actions.is_empty() => Rollback::NothingToUndo,
                 Ok(s) => {
                     let did = s.actions.join("; ");
-                    tracing::warn!(container = t.key(), "rolled back {}: {did}", t.key());
+                    tracing::warn!(container = %t.key(), "rolled back {}: {did}", t.key());
                     Rollback::Restored
                 }
                 Err(u) => Rollback::Failed(u),

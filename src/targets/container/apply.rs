@@ -48,7 +48,7 @@ pub async fn apply(
         mark: None,
     };
     point(name, step::CREATE, "after-create").await?;
-    tracing::debug!(container = name, new_id = %short(&new_id), "replacement created");
+    tracing::debug!(container = %name, new_id = %short(&new_id), "replacement created");
     for (network, endpoint) in extra_networks {
         connect(docker, &new_id, &network, endpoint)
             .await
@@ -57,7 +57,7 @@ pub async fn apply(
     if order == Order::StartFirst {
         // Both run until the replacement is verified; commit then stops the old one.
         start_new(docker, name, &new_id, ctx).await?;
-        tracing::debug!(container = name, new_id = %short(&new_id), "replacement started beside the old container, verifying");
+        tracing::debug!(container = %name, new_id = %short(&new_id), "replacement started beside the old container, verifying");
         return Ok(change);
     }
     let stopped = set_aside(docker, seen, ctx).await?;
@@ -73,7 +73,7 @@ pub async fn apply(
         stop_old(docker, seen, ctx).await?;
     }
     start_new(docker, name, &new_id, ctx).await?;
-    tracing::debug!(container = name, new_id = %short(&new_id), "replacement started, verifying");
+    tracing::debug!(container = %name, new_id = %short(&new_id), "replacement started, verifying");
     Ok(change)
 }
 

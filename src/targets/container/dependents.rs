@@ -244,7 +244,7 @@ pub async fn apply(
         start(docker, &new_id).await.map_err(at(step::START_NEW))?;
     }
     tracing::debug!(
-        container = target,
+        container = %target,
         dependent = dep,
         old = short(&old_id),
         new = short(&new_id),
