@@ -1173,7 +1173,7 @@ fn end_to_end(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, bool)
             let (_, read) = d.wait_for(from, is("read token"));
             let (_, valid) = d.wait_for(from, |_, f| f["verdict"].is_string());
             let (_, started) = d.wait_for(from, is("replacement started, verifying"));
-            let (_, verified) = d.wait_for(from, is("swapped and verified"));
+            let (_, verified) = d.wait_for(from, |m, _| m.starts_with("swapped "));
             let (_, done) = d.wait_for(from, is("rotation finished"));
             let times = [
                 verified - placed,
@@ -1534,7 +1534,12 @@ fn swarm(plan: &Plan, bin: &Path) -> String {
                 "--log-format",
                 "json",
             ])
-            .env("TOKEN_ROTATOR_LOG", "info")
+            // The service's own progress lines are debug (the one info line per swap is
+            // the pipeline's).
+            .env(
+                "TOKEN_ROTATOR_LOG",
+                "info,token_rotator::targets::service=debug",
+            )
             .env("DOCKER_HOST", &e.host)
             .output()
             .unwrap();
@@ -1862,7 +1867,7 @@ fn live_detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
         let (i2, confirmed) = d.wait_for(i1, |m, _| m.starts_with(CONFIRMED));
         let (i3, validated) = d.wait_for(i2, |_, f| f["verdict"].is_string());
         let (i4, started) = d.wait_for(i3, is("replacement started, verifying"));
-        let (i5, verified) = d.wait_for(i4, is("swapped and verified"));
+        let (i5, verified) = d.wait_for(i4, |m, _| m.starts_with("swapped "));
         d.wait_for(i5, is("rotation finished"));
         let line = follow.first(revoked, "Failed to authenticate");
         assert_eq!(
@@ -1904,7 +1909,7 @@ fn live_detection(plan: &Plan, bin: &Path, verdicts: &mut Vec<(String, String, b
          events (microseconds; `TOKEN_ROTATOR_LOG=debug`, for the `replacement started` \
          event): *suspicion* is `a log line says the token was refused`, *confirmed* `the \
          live token was rejected by the API`, then the rotation's verdict on B, `replacement \
-         started, verifying` and `swapped and verified`. Both are this host's wall clock (the \
+         started, verifying` and `swapped NAME: …`. Both are this host's wall clock (the \
          engine runs on the same kernel).\n\n\
          | phase | median / p95 |\n|---|---|\n\
          | **the bot's refused line → standby verified in the replacement** | **{}** |\n\

@@ -268,7 +268,7 @@ mod tests {
     fn a_replacement_the_engine_refuses_to_create_is_a_bad_target_not_a_rollback() {
         let refused = |rollback| Error::Step {
             step: StepError {
-                cause: Box::new(crate::targets::container::apply::CopyRefused::new(
+                cause: Box::new(crate::targets::container::step::CopyRefused::new(
                     "engine answered 400: invalid mount config".into(),
                 )),
                 ..step(false)

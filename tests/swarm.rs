@@ -180,7 +180,14 @@ fn a_two_replica_service_is_rotated_by_swarm_and_verified_in_every_task() {
     // `status` shows the service as a target, carrying the file's token.
     let st = run_binary(
         std::path::Path::new(env!("CARGO_BIN_EXE_token-rotator")),
-        &["status", "--json", "--secret-file", s(&file), "--service", &name],
+        &[
+            "status",
+            "--json",
+            "--secret-file",
+            s(&file),
+            "--service",
+            &name,
+        ],
         &[("DOCKER_HOST", &e.host)],
     );
     assert_eq!(st.code, 0, "every target current: {st:?}");

@@ -47,9 +47,11 @@ impl Pipeline {
         token: &Token,
         rotation: String,
     ) -> RotationReport {
-        let keys: Vec<&str> = targets.iter().map(|t| t.key()).collect();
-        let span = tracing::info_span!("rotation", id = %rotation, targets = ?keys);
+        // The span carries the count; the names are said once, here.
+        let span = tracing::info_span!("rotation", id = %rotation, targets = targets.len());
         async move {
+            let keys: Vec<&str> = targets.iter().map(|t| t.key()).collect();
+            tracing::info!(fingerprint = %token.fingerprint(), "rotation into {} target(s): {}", keys.len(), keys.join(", "));
             let started = Instant::now();
             let mut report = RotationReport::new(rotation, Some(token.fingerprint()));
             let mut redactor = Redactor::new();
@@ -81,17 +83,49 @@ impl Pipeline {
         locks: &mut Vec<Lock>,
         redactor: &mut Redactor,
     ) -> Result<Outcome, Error> {
-        // 1. Lock, in key order so that two rotators cannot deadlock.
+        self.lock_all(targets, locks).await?;
+        self.recover(targets, report).await?;
+        let seen = self.observe_all(targets, token, redactor).await?;
+        report.targets = seen.iter().map(line).collect();
+        if seen.iter().all(|s| s.up_to_date) {
+            tracing::info!(fingerprint = %token.fingerprint(), "all targets already carry this token");
+            return Ok(Outcome::AlreadyCurrent);
+        }
+        self.validate(token, report).await?;
+        if self.stopping() {
+            return Err(Error::Stopped);
+        }
+        let rotation = report.rotation.clone();
+        let ctx = Ctx {
+            token,
+            rotation: &rotation,
+            redactor: &*redactor,
+        };
+        self.canary(targets, &seen, ctx).await?;
+        self.swap_all(targets, &seen, ctx, report).await
+    }
+
+    /// (1) Lock, in key order so that two rotators cannot deadlock.
+    async fn lock_all<T: Target>(&self, targets: &[T], locks: &mut Vec<Lock>) -> Result<(), Error> {
         let mut order: Vec<&T> = targets.iter().collect();
         order.sort_by_key(|t| t.key());
         for t in &order {
             // Waiting for another rotator's lock changes nothing: a stop ends the wait.
             locks.push(self.unless_stopped(t.lock(&self.locker)).await??);
         }
+        Ok(())
+    }
 
-        // 2. Finish or undo whatever change a crash (or a failed undo) left behind, in the
-        // same key order.
-        for t in &order {
+    /// (2) Finish or undo whatever change a crash (or a failed undo) left behind, in the
+    /// key order the locks were taken in.
+    async fn recover<T: Target>(
+        &self,
+        targets: &[T],
+        report: &mut RotationReport,
+    ) -> Result<(), Error> {
+        let mut order: Vec<&T> = targets.iter().collect();
+        order.sort_by_key(|t| t.key());
+        for t in order {
             if let Some(found) = t.interrupted().await? {
                 let settled = if found.committed {
                     t.commit(&found.change).await.map_err(|step| Error::Step {
@@ -102,13 +136,22 @@ impl Pipeline {
                     t.undo().await.map_err(TargetError::Undo)?
                 };
                 for a in settled.actions {
-                    tracing::warn!(container = t.key(), "recovered an interrupted swap: {a}");
+                    tracing::warn!(container = %t.key(), "recovered an interrupted swap: {a}");
                     report.recovered.push(format!("{}: {a}", t.key()));
                 }
             }
         }
+        Ok(())
+    }
 
-        // 3. Observe: every target, before any is touched.
+    /// (3) Observe: every target, before any is touched. The values they carry now join
+    /// the redactor.
+    async fn observe_all<T: Target>(
+        &self,
+        targets: &[T],
+        token: &Token,
+        redactor: &mut Redactor,
+    ) -> Result<Vec<Observed<T::State>>, Error> {
         let mut seen = Vec::with_capacity(targets.len());
         for t in targets {
             let s = t.observe(token).await?;
@@ -117,13 +160,11 @@ impl Pipeline {
             }
             seen.push(s);
         }
-        report.targets = seen.iter().map(line).collect();
-        if seen.iter().all(|s| s.up_to_date) {
-            tracing::info!(fingerprint = %token.fingerprint(), "all targets already carry this token");
-            return Ok(Outcome::AlreadyCurrent);
-        }
+        Ok(seen)
+    }
 
-        // 4. Validate, once for all targets.
+    /// (4) Validate, once for all targets.
+    async fn validate(&self, token: &Token, report: &mut RotationReport) -> Result<(), Error> {
         let verdict = match &self.validator {
             Some(v) => self.unless_stopped(v.validate(token)).await?,
             None => {
@@ -133,57 +174,59 @@ impl Pipeline {
         };
         report.verdict = Some(verdict.to_string());
         report.validation = Some(verdict.label());
-        tracing::info!(fingerprint = %token.fingerprint(), verdict = verdict.label(), "{verdict}");
+        tracing::info!(fingerprint = %token.fingerprint(), verdict = %verdict.label(), "{verdict}");
         let fingerprint = token.fingerprint().to_string();
         match verdict {
-            Verdict::Invalid { .. } => {
-                return Err(Error::Refused {
-                    fingerprint,
-                    verdict,
-                })
-            }
-            Verdict::Inconclusive { .. } => {
-                return Err(Error::Inconclusive {
-                    fingerprint,
-                    verdict,
-                })
-            }
-            Verdict::Valid { .. } | Verdict::Skipped => {}
+            Verdict::Invalid { .. } => Err(Error::Refused {
+                fingerprint,
+                verdict,
+            }),
+            Verdict::Inconclusive { .. } => Err(Error::Inconclusive {
+                fingerprint,
+                verdict,
+            }),
+            Verdict::Valid { .. } | Verdict::Skipped => Ok(()),
         }
+    }
 
-        if self.stopping() {
-            return Err(Error::Stopped);
-        }
-
-        let rotation = report.rotation.clone();
-        let ctx = Ctx {
-            token,
-            rotation: &rotation,
-            redactor: &*redactor,
+    /// (4b) The canary: the bot's own client tries the token, once per image, before any
+    /// target is touched.
+    async fn canary<T: Target>(
+        &self,
+        targets: &[T],
+        seen: &[Observed<T::State>],
+        ctx: Ctx<'_>,
+    ) -> Result<(), Error> {
+        let Some(exec) = &self.canary else {
+            return Ok(());
         };
-
-        // 4b. The canary: the bot's own client tries the token, once per image, before any
-        // target is touched.
-        if let Some(exec) = &self.canary {
-            let mut tried: Vec<String> = Vec::new();
-            for (t, s) in targets.iter().zip(&seen) {
-                let Some(key) = t.canary_key(s).filter(|_| !s.up_to_date) else {
-                    continue;
-                };
-                if tried.contains(&key) {
-                    continue;
-                }
-                tried.push(key);
-                if self.stopping() {
-                    return Err(Error::Stopped);
-                }
-                t.canary(s, exec, ctx).await?;
+        let mut tried: Vec<String> = Vec::new();
+        for (t, s) in targets.iter().zip(seen) {
+            let Some(key) = t.canary_key(s).filter(|_| !s.up_to_date) else {
+                continue;
+            };
+            if tried.contains(&key) {
+                continue;
             }
+            tried.push(key);
+            if self.stopping() {
+                return Err(Error::Stopped);
+            }
+            t.canary(s, exec, ctx).await?;
         }
+        Ok(())
+    }
 
-        // 5. Apply, verify, commit or undo: up to `parallel` targets at once, each with its
-        // own undo; after more than `max_failures` failures no new change starts (the ones
-        // under way finish), so the rest keep their working token.
+    /// (5) Apply, verify, commit or undo: up to `parallel` targets at once, each with its
+    /// own undo; after more than `max_failures` failures no new change starts (the ones
+    /// under way finish), so the rest keep their working token.
+    async fn swap_all<T: Target>(
+        &self,
+        targets: &[T],
+        seen: &[Observed<T::State>],
+        ctx: Ctx<'_>,
+        report: &mut RotationReport,
+    ) -> Result<Outcome, Error> {
         let todo: Vec<usize> = (0..targets.len())
             .filter(|i| !seen[*i].up_to_date)
             .collect();
@@ -199,50 +242,13 @@ impl Pipeline {
             {
                 let i = todo[next];
                 next += 1;
-                let (t, s) = (&targets[i], &seen[i]);
-                for var in &s.shadowed_by {
-                    tracing::warn!(container = %s.name, var, "{var} is set in the container and takes precedence over an OAuth token in Claude Code: the bot may not use the rotated token");
-                }
-                let span = tracing::info_span!("swap", container = %s.name);
-                running.push(async move { (i, change(t, s, ctx).instrument(span).await) });
+                running.push(start_swap(i, &targets[i], &seen[i], ctx));
             }
             let Some((i, result)) = running.next().await else {
                 break;
             };
-            let s = &seen[i];
-            match result {
-                Ok((c, settled)) => {
-                    tracing::info!(container = %s.name, old = crate::engine::short(&c.old_id), new = crate::engine::short(&c.new_id), fingerprint = %token.fingerprint(), "swapped and verified");
-                    if let Some(w) = &settled.warning {
-                        tracing::warn!("{w}");
-                    }
-                    let r = &mut report.targets[i];
-                    r.outcome = TargetOutcome::Swapped;
-                    r.new_id = Some(c.new_id);
-                    r.warning = match (c.note, settled.warning) {
-                        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-                        (a, b) => a.or(b),
-                    };
-                    r.order = Some(c.order);
-                    r.order_note = c.order_note;
-                    r.dependents = c.dependents;
-                    r.spec_version = c.spec_version;
-                    if let Some(old) = s.current_secret().filter(|v| !v.is_empty()) {
-                        report.retire(Token::new(old.to_string()));
-                    }
-                }
-                Err(e) => {
-                    let r = &mut report.targets[i];
-                    r.outcome = match &e {
-                        Error::Step {
-                            rollback: Rollback::Failed(_),
-                            ..
-                        } => TargetOutcome::RollbackFailed,
-                        _ => TargetOutcome::RolledBack,
-                    };
-                    r.error = Some(ctx.redactor.redact(&e.to_string()));
-                    failures.push(e);
-                }
+            if let Some(e) = record(report, i, &targets[i], &seen[i], result, ctx) {
+                failures.push(e);
             }
         }
         // The worst failure says how the rotation ended; each target's own is in its line.
@@ -255,6 +261,70 @@ impl Pipeline {
                 left: todo.len() - next,
             }),
             None => Ok(Outcome::Rotated),
+        }
+    }
+}
+
+/// The swap of target `i` (`t`, as `s` saw it), in its own span; it says which target it
+/// was when it ends.
+fn start_swap<'a, T: Target>(
+    i: usize,
+    t: &'a T,
+    s: &'a Observed<T::State>,
+    ctx: Ctx<'a>,
+) -> impl std::future::Future<Output = (usize, Result<(Change, Settled), Error>)> + 'a {
+    for var in &s.shadowed_by {
+        tracing::warn!(container = %s.name, var, "{var} is set in the container and takes precedence over an OAuth token in Claude Code: the bot may not use the rotated token");
+    }
+    let span = tracing::info_span!("swap", container = %s.name);
+    async move { (i, change(t, s, ctx).instrument(span).await) }
+}
+
+/// Writes how the swap of target `i` (`t`, as `s` saw it) ended into its line of the
+/// report, and says in one line what a successful one did; returns the error a failed one
+/// failed with.
+fn record<T: Target>(
+    report: &mut RotationReport,
+    i: usize,
+    t: &T,
+    s: &Observed<T::State>,
+    result: Result<(Change, Settled), Error>,
+    ctx: Ctx<'_>,
+) -> Option<Error> {
+    match result {
+        Ok((c, settled)) => {
+            let done = t.swapped(&c, &settled);
+            tracing::info!(container = %s.name, fingerprint = %ctx.token.fingerprint(), "{done}");
+            if let Some(w) = &settled.warning {
+                tracing::warn!(container = %s.name, "{w}");
+            }
+            let r = &mut report.targets[i];
+            r.outcome = TargetOutcome::Swapped;
+            r.new_id = Some(c.new_id);
+            r.warning = match (c.note, settled.warning) {
+                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                (a, b) => a.or(b),
+            };
+            r.order = Some(c.order);
+            r.order_note = c.order_note;
+            r.dependents = c.dependents;
+            r.spec_version = c.spec_version;
+            if let Some(old) = s.current_secret().filter(|v| !v.is_empty()) {
+                report.retire(Token::new(old.to_string()));
+            }
+            None
+        }
+        Err(e) => {
+            let r = &mut report.targets[i];
+            r.outcome = match &e {
+                Error::Step {
+                    rollback: Rollback::Failed(_),
+                    ..
+                } => TargetOutcome::RollbackFailed,
+                _ => TargetOutcome::RolledBack,
+            };
+            r.error = Some(ctx.redactor.redact(&e.to_string()));
+            Some(e)
         }
     }
 }
@@ -307,7 +377,11 @@ async fn change<T: Target>(
         Err(step) => {
             let rollback = match t.undo().await {
                 Ok(s) if s.actions.is_empty() => Rollback::NothingToUndo,
-                Ok(_) => Rollback::Restored,
+                Ok(s) => {
+                    let did = s.actions.join("; ");
+                    tracing::warn!(container = %t.key(), "rolled back {}: {did}", t.key());
+                    Rollback::Restored
+                }
                 Err(u) => Rollback::Failed(u),
             };
             Err(Error::Step { step, rollback })

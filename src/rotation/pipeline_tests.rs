@@ -12,7 +12,7 @@ use super::pipeline::Pipeline;
 use super::report::{RotationReport, TargetOutcome};
 use crate::error::Outcome;
 use crate::secret::Token;
-use crate::targets::container::apply::CopyRefused;
+use crate::targets::container::step::CopyRefused;
 use crate::targets::{CanaryError, Change, Ctx, Interrupted, Lock, Locker, Observed, Settled};
 use crate::targets::{SpecVersion, StepError, Target, TargetError, UndoError};
 

@@ -126,4 +126,11 @@ impl Target for AnyTarget {
             AnyTarget::Service(t) => t.undo().await,
         }
     }
+
+    fn swapped(&self, change: &Change, settled: &Settled) -> String {
+        match self {
+            AnyTarget::Container(t) => t.swapped(change, settled),
+            AnyTarget::Service(t) => t.swapped(change, settled),
+        }
+    }
 }

@@ -151,7 +151,7 @@ impl Locker {
             let age = age(&labels);
             if self.holder_is_dead(&labels) || age >= self.stale_after {
                 tracing::warn!(
-                    container = target,
+                    container = %target,
                     age_secs = age.as_secs(),
                     "taking over the lock of a rotator that is gone"
                 );

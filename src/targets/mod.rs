@@ -269,9 +269,9 @@ pub struct StepError {
 
 impl StepError {
     /// Whether the engine refused to create the target's copy: the target cannot be
-    /// swapped as it is (see [`container::apply::CopyRefused`]).
+    /// swapped as it is (see [`container::step::CopyRefused`]).
     pub fn copy_refused(&self) -> bool {
-        self.cause.is::<container::apply::CopyRefused>()
+        self.cause.is::<container::step::CopyRefused>()
     }
 }
 
@@ -388,4 +388,14 @@ pub trait Target: Send + Sync {
 
     /// Undoes whatever unverified change the engine shows.
     fn undo(&self) -> impl Future<Output = Result<Settled, UndoError>> + Send;
+
+    /// What a swap that was verified and committed did, in words, for the one log line
+    /// that says so (no token: the pipeline adds the fingerprint as a field).
+    fn swapped(&self, change: &Change, settled: &Settled) -> String {
+        let _ = (change, settled);
+        format!(
+            "swapped {}: the change was verified and committed",
+            self.key()
+        )
+    }
 }

@@ -15,17 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
+use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use futures_util::stream::{self, StreamExt};
 
-use super::apply::{failed, image_ref, now_rfc3339, step, Redacted};
-use super::spec::replacement;
-use super::undo::undo_error;
+use super::spec::{self, image_ref, now_rfc3339, replacement};
+use super::step::{self, failed, undo_error, undoing, Redacted};
 use crate::engine::names::Marker;
 use crate::engine::EngineError;
-use crate::engine::{api_version, describe, inspect, is_transport, labels, legacy};
+use crate::engine::{api_version, describe, inspect, is_transport, labels};
 use crate::engine::{remove_keep_volumes as remove, rename, retrying, short, start, stop};
 use crate::targets::{Ctx, DependentChange, StepError, TargetError, UndoError};
 
@@ -204,17 +203,7 @@ pub async fn apply(
     ctx: Ctx<'_>,
 ) -> Result<DependentChange, StepError> {
     let dep = dependent.name.as_str();
-    let at = |step: &'static str| {
-        move |e: bollard::errors::Error| {
-            let text = ctx.redactor.redact(&describe(&e));
-            failed(
-                target,
-                step,
-                is_transport(&e),
-                Redacted::new(format!("{dep}: {text}")),
-            )
-        }
-    };
+    let at = |step| at_step(target, dep, ctx, step);
     let old = inspect(docker, dep)
         .await
         .map_err(at(step::PREPARE))?
@@ -235,33 +224,7 @@ pub async fn apply(
         .state
         .as_ref()
         .is_some_and(|s| s.running == Some(true) || s.restarting == Some(true));
-    let labels = [
-        (labels::ROTATION, ctx.rotation.to_string()),
-        (labels::SWAPPED_AT, now_rfc3339()),
-        (labels::REPLACES, old_id.clone()),
-        (labels::TARGET_NAME, dep.to_string()),
-        (labels::OLD_RUNNING, running.to_string()),
-        (DEPENDENT_OF, target.to_string()),
-    ];
-    // The same image by name when the name still points at it, else by ID.
-    let (image, _) = image_ref(docker, &old).await;
-    let mut spec = replacement(&old, &image, None, &labels, api_version(docker))
-        .map_err(|e| failed(target, step::PREPARE, false, e))?;
-    if let Some(h) = spec.body.host_config.as_mut() {
-        repoint(h, new_target);
-    }
-    let new_name = Marker::New.name(dep, ctx.rotation);
-    let created = match &spec.legacy_mac {
-        Some(mac) => legacy::create_with_mac(docker, &new_name, &spec.body, mac).await,
-        None => {
-            let opts = CreateContainerOptionsBuilder::default()
-                .name(&new_name)
-                .build();
-            docker.create_container(Some(opts), spec.body).await
-        }
-    }
-    .map_err(at(step::CREATE))?;
-    let new_id = created.id;
+    let new_id = create_copy(docker, target, dependent, &old, new_target, ctx).await?;
     let aside = if running {
         Marker::Old
     } else {
@@ -280,8 +243,8 @@ pub async fn apply(
     if running {
         start(docker, &new_id).await.map_err(at(step::START_NEW))?;
     }
-    tracing::info!(
-        container = target,
+    tracing::debug!(
+        container = %target,
         dependent = dep,
         old = short(&old_id),
         new = short(&new_id),
@@ -293,6 +256,58 @@ pub async fn apply(
         new_id,
         running,
     })
+}
+
+/// An engine error while swapping the dependent `dep` of `target`, at `step` (its message
+/// redacted, and naming the dependent).
+fn at_step<'a>(
+    target: &'a str,
+    dep: &'a str,
+    ctx: Ctx<'a>,
+    step: &'static str,
+) -> impl Fn(bollard::errors::Error) -> StepError + 'a {
+    move |e| {
+        let text = ctx.redactor.redact(&describe(&e));
+        failed(
+            target,
+            step,
+            is_transport(&e),
+            Redacted::new(format!("{dep}: {text}")),
+        )
+    }
+}
+
+/// Creates the copy of the dependent `old` as `DEP-tr-new-ROT`: its env unchanged, its
+/// modes pointed at `new_target`, labelled with its target. Returns the copy's ID.
+async fn create_copy(
+    docker: &Docker,
+    target: &str,
+    dependent: &Dependent,
+    old: &ContainerInspectResponse,
+    new_target: &str,
+    ctx: Ctx<'_>,
+) -> Result<String, StepError> {
+    let dep = dependent.name.as_str();
+    let labels = [
+        (labels::ROTATION, ctx.rotation.to_string()),
+        (labels::SWAPPED_AT, now_rfc3339()),
+        (labels::REPLACES, old.id.clone().unwrap_or_default()),
+        (labels::TARGET_NAME, dep.to_string()),
+        (labels::OLD_RUNNING, dependent.running.to_string()),
+        (DEPENDENT_OF, target.to_string()),
+    ];
+    // The same image by name when the name still points at it, else by ID.
+    let (image, _) = image_ref(docker, old).await;
+    let mut spec = replacement(old, &image, None, &labels, api_version(docker))
+        .map_err(|e| failed(target, step::PREPARE, false, e))?;
+    if let Some(h) = spec.body.host_config.as_mut() {
+        repoint(h, new_target);
+    }
+    let new_name = Marker::New.name(dep, ctx.rotation);
+    let created = spec::create(docker, &new_name, spec.body, spec.legacy_mac.as_deref())
+        .await
+        .map_err(at_step(target, dep, ctx, step::CREATE))?;
+    Ok(created.id)
 }
 
 /// A dependent that ran must run again, steadily (not restarting, not restarted).
@@ -384,9 +399,10 @@ pub async fn settle(
     if found.is_empty() {
         return Ok(actions);
     }
-    let current = retrying(window, "inspect the target", || inspect(docker, target))
-        .await
-        .map_err(|e| undo_error(target, "inspect the target", e))?;
+    let current = undoing(target, window, "inspect the target", || {
+        inspect(docker, target)
+    })
+    .await?;
     let current_rotation = current
         .and_then(|c| c.config)
         .and_then(|c| c.labels)
@@ -400,87 +416,114 @@ pub async fn settle(
         ) else {
             continue;
         };
-        let new_id = c.id.clone().unwrap_or_default();
-        let old = retrying(window, "inspect a dependent", || inspect(docker, old_id))
-            .await
-            .map_err(|e| undo_error(target, "inspect a dependent", e))?;
+        let old = undoing(target, window, "inspect a dependent", || {
+            inspect(docker, old_id)
+        })
+        .await?;
         let Some(old) = old else {
             continue; // finished long ago: the old one is gone, the copy is the dependent
         };
-        let ran = l.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
-        let old_name = old
-            .name
-            .as_deref()
-            .unwrap_or("")
-            .trim_start_matches('/')
-            .to_string();
-        let new_name = name_of(&c).unwrap_or_default();
-        if current_rotation.as_deref() == Some(rotation.as_str()) {
-            // Finish: the copy takes the name (if a crash came first), the old one goes.
-            if old_name == *dep {
-                let aside = Marker::Old.name(dep, rotation);
-                retrying(window, "set the old dependent aside", || {
-                    rename(docker, old_id, &aside)
-                })
-                .await
-                .map_err(|e| undo_error(target, "set the old dependent aside", e))?;
-            }
-            retrying(window, "stop the old dependent", || stop(docker, old_id))
-                .await
-                .map_err(|e| undo_error(target, "stop the old dependent", e))?;
-            if new_name != *dep {
-                retrying(window, "name the dependent's copy", || {
-                    rename(docker, &new_id, dep)
-                })
-                .await
-                .map_err(|e| undo_error(target, "name the dependent's copy", e))?;
-            }
-            if ran {
-                retrying(window, "start the dependent's copy", || {
-                    start(docker, &new_id)
-                })
-                .await
-                .map_err(|e| undo_error(target, "start the dependent's copy", e))?;
-            }
-            retrying(window, "remove the old dependent", || {
-                remove(docker, old_id)
-            })
-            .await
-            .map_err(|e| undo_error(target, "remove the old dependent", e))?;
-            actions.push(format!(
-                "{dep} (shares its namespaces): recreated onto the replacement ({} → {})",
-                short(old_id),
-                short(&new_id)
-            ));
+        let left = Leftover {
+            docker,
+            target,
+            window,
+            dep,
+            old_id,
+            new_id: c.id.clone().unwrap_or_default(),
+            old_name: old
+                .name
+                .as_deref()
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .to_string(),
+            new_name: name_of(&c).unwrap_or_default(),
+            ran: l.get(labels::OLD_RUNNING).map(String::as_str) == Some("true"),
+        };
+        actions.push(if current_rotation.as_deref() == Some(rotation.as_str()) {
+            left.finish(rotation).await?
         } else {
-            // Undo: the copy goes, the old one gets its name back and runs again (its
-            // target, the old container, is back).
-            retrying(window, "remove the dependent's copy", || {
-                remove(docker, &new_id)
-            })
-            .await
-            .map_err(|e| undo_error(target, "remove the dependent's copy", e))?;
-            if old_name != *dep {
-                retrying(window, "give the old dependent its name back", || {
-                    rename(docker, old_id, dep)
-                })
-                .await
-                .map_err(|e| undo_error(target, "give the old dependent its name back", e))?;
-            }
-            if ran {
-                retrying(window, "start the old dependent again", || {
-                    start(docker, old_id)
-                })
-                .await
-                .map_err(|e| undo_error(target, "start the old dependent again", e))?;
-            }
-            actions.push(format!(
-                "{dep} (shares its namespaces): restored the old container {}",
-                short(old_id)
-            ));
-        }
+            left.undo().await?
+        });
     }
     Ok(actions)
+}
+
+/// A dependent's swap that settle finds with both containers there: the old one and its
+/// copy (either may have the dependent's name).
+struct Leftover<'a> {
+    docker: &'a Docker,
+    target: &'a str,
+    window: Duration,
+    /// The dependent's name.
+    dep: &'a str,
+    old_id: &'a str,
+    new_id: String,
+    old_name: String,
+    new_name: String,
+    /// Whether the old one ran before the swap.
+    ran: bool,
+}
+
+impl Leftover<'_> {
+    /// An engine call, retried while the engine is unreachable; a failure says `what`.
+    async fn call<T, Fut>(&self, what: &str, op: impl FnMut() -> Fut) -> Result<T, UndoError>
+    where
+        Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        undoing(self.target, self.window, what, op).await
+    }
+
+    /// Finish the swap of `rotation`: the copy takes the name (if a crash came first), the
+    /// old one goes.
+    async fn finish(&self, rotation: &str) -> Result<String, UndoError> {
+        let (docker, dep, old_id, new_id) = (self.docker, self.dep, self.old_id, &self.new_id);
+        if self.old_name == dep {
+            let aside = Marker::Old.name(dep, rotation);
+            self.call("set the old dependent aside", || {
+                rename(docker, old_id, &aside)
+            })
+            .await?;
+        }
+        self.call("stop the old dependent", || stop(docker, old_id))
+            .await?;
+        if self.new_name != dep {
+            self.call("name the dependent's copy", || rename(docker, new_id, dep))
+                .await?;
+        }
+        if self.ran {
+            self.call("start the dependent's copy", || start(docker, new_id))
+                .await?;
+        }
+        self.call("remove the old dependent", || remove(docker, old_id))
+            .await?;
+        Ok(format!(
+            "{dep} (shares its namespaces): recreated onto the replacement ({} → {})",
+            short(old_id),
+            short(new_id)
+        ))
+    }
+
+    /// Undo the swap: the copy goes, the old one gets its name back and runs again (its
+    /// target, the old container, is back).
+    async fn undo(&self) -> Result<String, UndoError> {
+        let (docker, dep, old_id, new_id) = (self.docker, self.dep, self.old_id, &self.new_id);
+        self.call("remove the dependent's copy", || remove(docker, new_id))
+            .await?;
+        if self.old_name != dep {
+            self.call("give the old dependent its name back", || {
+                rename(docker, old_id, dep)
+            })
+            .await?;
+        }
+        if self.ran {
+            self.call("start the old dependent again", || start(docker, old_id))
+                .await?;
+        }
+        Ok(format!(
+            "{dep} (shares its namespaces): restored the old container {}",
+            short(old_id)
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -3,16 +3,23 @@
 //!
 //! - [`observe`]: resolve the name, inspect, refuse what cannot be swapped safely;
 //! - [`spec`]: the replacement's configuration, derived from the old container's;
+//! - [`order`]: what keeps a swap from running start-first;
 //! - [`apply`]: create, rename aside, stop, start, writing progress into names and labels;
 //! - [`verify`]: the replacement runs, is healthy, carries the token, passes `--verify-exec`;
-//! - [`undo`]: finish or undo a swap from what the engine shows (the one undo).
+//! - [`commit`]: record a verified swap, then finish it;
+//! - [`undo`]: finish or undo a swap from what the engine shows (the one undo);
+//! - [`dependents`]: the containers sharing a target's namespaces, which follow its swap;
+//! - [`step`]: the steps as errors name them, shared by all of the above.
 
 pub mod apply;
 pub mod canary;
+pub mod commit;
 pub mod dependents;
 pub mod observe;
+pub mod order;
 pub mod select;
 pub mod spec;
+pub mod step;
 pub mod undo;
 pub mod verify;
 
@@ -23,6 +30,7 @@ use bollard::Docker;
 
 use super::{CanaryError, TargetError, UndoError};
 use super::{Change, Ctx, Interrupted, Lock, Locker, Observed, Settled, StepError, Target};
+use crate::engine::short;
 use crate::secret::Token;
 
 pub use observe::{env_value, Inspected};
@@ -163,10 +171,31 @@ impl Target for ContainerTarget {
     }
 
     async fn commit(&self, change: &Change) -> Result<Settled, StepError> {
-        undo::commit(&self.docker, &self.name, change, self.cfg.engine_retry).await
+        commit::commit(&self.docker, &self.name, change, self.cfg.engine_retry).await
     }
 
     async fn undo(&self) -> Result<Settled, UndoError> {
         undo::settle(&self.docker, &self.name, self.cfg.engine_retry).await
+    }
+
+    fn swapped(&self, change: &Change, settled: &Settled) -> String {
+        let (new, old) = (short(&change.new_id), short(&change.old_id));
+        let mut line = match settled.warning {
+            None => format!(
+                "swapped {}: replacement {new} verified, old container {old} removed",
+                self.name
+            ),
+            Some(_) => format!(
+                "swapped {}: replacement {new} verified, old container {old} not removed yet",
+                self.name
+            ),
+        };
+        for d in &change.dependents {
+            line.push_str(&format!(
+                "; {} (shares its namespaces) recreated onto it",
+                d.name
+            ));
+        }
+        line
     }
 }

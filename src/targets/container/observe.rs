@@ -140,7 +140,7 @@ pub async fn observe(
     if info.host_config.as_ref().and_then(|h| h.auto_remove) == Some(true) {
         // Stopping it deletes it: only a start-first swap, which stops it after its
         // replacement is verified, is safe.
-        let why = match (order, super::apply::start_first_blocker(&info)) {
+        let why = match (order, super::order::start_first_blocker(&info)) {
             (Order::StartFirst, None) => None,
             (Order::StartFirst, Some(b)) => Some(format!("start-first is not possible: {b}")),
             (Order::StopFirst, _) => Some(

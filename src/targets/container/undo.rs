@@ -9,8 +9,8 @@
 //! - a lone `-tr-new-` container next to the untouched original: remove it, and start the
 //!   original again if the swap had stopped it.
 //!
-//! Committing a verified swap is one rename (old container to `-tr-done-`), then the same
-//! [`settle`]. Every engine call rides out an unreachable engine for `--engine-retry`.
+//! Committing a verified swap ([`super::commit`]) is one rename (old container to
+//! `-tr-done-`), then the same [`settle`]. Every engine call rides out an unreachable engine for `--engine-retry`.
 //! Volumes are never removed.
 
 use std::collections::HashMap;
@@ -20,11 +20,11 @@ use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
-use super::apply::{failed, step};
+use super::step::{undo_error, undoing};
 use crate::engine::names::Marker;
-use crate::engine::{inspect, is_transport, labels, remove_keep_volumes as remove, rename};
-use crate::engine::{retrying, short, start, stop, EngineError, Failure};
-use crate::targets::{fault, Change, Interrupted, Settled, StepError, TargetError, UndoError};
+use crate::engine::{inspect, labels, remove_keep_volumes as remove, rename};
+use crate::engine::{retrying, short, start, stop, EngineError};
+use crate::targets::{fault, Change, Interrupted, Settled, TargetError, UndoError};
 
 /// Another container holds the name the old one must get back.
 #[derive(Debug, thiserror::Error)]
@@ -34,16 +34,6 @@ use crate::targets::{fault, Change, Interrupted, Settled, StepError, TargetError
 pub struct NameTaken {
     /// Short ID of the container holding the name.
     pub holder: String,
-}
-
-/// An engine error while finishing or undoing a swap, kept as the cause.
-pub(super) fn undo_error(target: &str, what: &str, e: bollard::errors::Error) -> UndoError {
-    UndoError {
-        target: target.to_string(),
-        what: what.to_string(),
-        unreachable: is_transport(&e),
-        cause: Box::new(Failure(e)),
-    }
 }
 
 /// The unfinished swap of `target` the engine shows, if any: committed if a `-tr-done-`
@@ -113,247 +103,233 @@ pub async fn interrupted(
     }))
 }
 
-/// Records that `change` was verified (the old container becomes `-tr-done-`), then
-/// finishes it with [`settle`]. An error means nothing was recorded.
-pub async fn commit(
-    docker: &Docker,
-    target: &str,
-    change: &Change,
-    window: Duration,
-) -> Result<Settled, StepError> {
-    let done = Marker::Done.name(target, &change.rotation);
-    let not_recorded = |e: bollard::errors::Error| {
-        failed(
-            target,
-            step::COMMIT,
-            is_transport(&e),
-            EngineError::new(step::COMMIT, e),
-        )
-    };
-    let named_done = |c: &Option<bollard::models::ContainerInspectResponse>| {
-        c.as_ref()
-            .and_then(|c| c.name.as_deref())
-            .is_some_and(|n| n.trim_start_matches('/') == done)
-    };
-    // Renamed straight away (one round trip); only a refusal is looked into: the old
-    // container gone, already marked (a commit finished again after a crash), or the
-    // rename through with its answer lost.
-    let renamed = retrying(window, "mark the old container done", || {
-        rename(docker, &change.old_id, &done)
-    })
-    .await;
-    if let Err(e) = renamed {
-        let now = retrying(window, "inspect the old container", || {
-            inspect(docker, &change.old_id)
-        })
-        .await
-        .map_err(not_recorded)?;
-        if now.is_some() && !named_done(&now) {
-            return Err(not_recorded(e));
-        }
-    }
-    // Committed from here on (or the old container is gone, and the verified replacement
-    // is all there is): the same settle finishes it.
-    let leftover = |e: &dyn std::fmt::Display| {
-        Settled {
-        actions: Vec::new(),
-        warning: Some(format!(
-            "the swap is recorded as verified but could not be finished: {e}; the next run finishes it"
-        )),
-    }
-    };
-    if let Err(e) = fault::point("before-remove").await {
-        return Ok(leftover(&e));
-    }
-    match settle(docker, target, window).await {
-        Ok(settled) => Ok(settled),
-        // Start-first: the replacement may still have its temporary name beside the old
-        // bot. Not a success: a retryable failure, which the next run finishes.
-        Err(e) if change.order == "start-first" => {
-            Err(failed(target, step::COMMIT, e.unreachable, e))
-        }
-        Err(e) => Ok(leftover(&e)),
-    }
-}
-
 /// Finishes a verified swap and undoes an unverified one, from the names and labels the
 /// engine shows. Returns what it did; an error names the step that failed.
 pub async fn settle(docker: &Docker, target: &str, window: Duration) -> Result<Settled, UndoError> {
-    let mut actions = Vec::new();
-    let mut removed: Vec<String> = Vec::new();
     let found = retrying(window, "list leftovers of a swap", || {
         list_markers(docker, target)
     })
     .await
     .map_err(|e| undo_error(target, "list the leftovers of the swap", e))?;
+    let mut s = Settling {
+        docker,
+        target,
+        window,
+        actions: Vec::new(),
+        removed: Vec::new(),
+    };
     for (marker, c) in &found {
         let id = c.id.clone().unwrap_or_default();
-        if removed.contains(&id) {
+        if s.removed.contains(&id) {
             continue;
         }
         match marker {
-            Marker::Done => {
-                // Start-first: the verified replacement still has its temporary name. It
-                // gets the name first, so that a crash from here on leaves only the old
-                // container to remove.
-                let rotation = rotation_of(c);
-                let verified = found
-                    .iter()
-                    .find(|(m, n)| *m == Marker::New && rotation_of(n) == rotation);
-                if let Some((_, n)) = verified {
-                    let new_id = n.id.clone().unwrap_or_default();
-                    let what = "give the verified replacement the name";
-                    retrying(window, what, || rename(docker, &new_id, target))
-                        .await
-                        .map_err(|e| undo_error(target, what, e))?;
-                    actions.push(format!(
-                        "gave the verified replacement {} the name",
-                        short(&new_id)
-                    ));
-                    removed.push(new_id);
-                    if let Err(e) = fault::point("start-first-named").await {
-                        return Err(UndoError {
-                            target: target.to_string(),
-                            what: "finish the start-first swap".into(),
-                            unreachable: false,
-                            cause: Box::new(e),
-                        });
-                    }
-                }
-                // Stopped with its own signal and timeout (it still runs after a start-first
-                // swap), then removed, never its volumes. One the listing shows not running
-                // (stop-first) needs no stop.
-                use bollard::models::ContainerSummaryStateEnum as S;
-                if !matches!(c.state, Some(S::CREATED | S::EXITED | S::DEAD)) {
-                    retrying(window, "stop the old container", || stop(docker, &id))
-                        .await
-                        .map_err(|e| undo_error(target, "stop the old container", e))?;
-                }
-                retrying(window, "remove the old container", || remove(docker, &id))
-                    .await
-                    .map_err(|e| undo_error(target, "remove the old container", e))?;
-                actions.push(format!(
-                    "removed {} (replaced by a verified container)",
-                    short(&id)
-                ));
-            }
-            Marker::Old | Marker::Stopped => {
-                let replacements = retrying(window, "find the replacements", || {
-                    replacements_of(docker, &id)
-                })
-                .await
-                .map_err(|e| undo_error(target, "find the replacements", e))?;
-                for n in replacements {
-                    retrying(window, "remove the replacement", || remove(docker, &n))
-                        .await
-                        .map_err(|e| undo_error(target, "remove the replacement", e))?;
-                    actions.push(format!("removed unverified replacement {}", short(&n)));
-                    removed.push(n);
-                }
-                let holder = retrying(window, "see who holds the name", || inspect(docker, target))
-                    .await
-                    .map_err(|e| undo_error(target, "see who holds the name", e))?;
-                // `inspect` also matches ID prefixes: only a container of that very name counts.
-                let holder = holder.filter(|h| {
-                    h.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target)
-                });
-                if let Some(h) = holder {
-                    return Err(UndoError {
-                        target: target.to_string(),
-                        what: "give the old container its name back".into(),
-                        unreachable: false,
-                        cause: Box::new(NameTaken {
-                            holder: short(h.id.as_deref().unwrap_or("")).to_string(),
-                        }),
-                    });
-                }
-                retrying(window, "rename the old container back", || {
-                    rename(docker, &id, target)
-                })
-                .await
-                .map_err(|e| undo_error(target, "rename the old container back", e))?;
-                if *marker == Marker::Old {
-                    retrying(window, "start the old container again", || {
-                        start(docker, &id)
-                    })
-                    .await
-                    .map_err(|e| undo_error(target, "start the old container again", e))?;
-                }
-                actions.push(format!(
-                    "restored the old container {} under its name",
-                    short(&id)
-                ));
-            }
-            Marker::New => {
-                let labels = c.labels.clone().unwrap_or_default();
-                let ran = labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
-                let old_id = labels.get(labels::REPLACES).cloned().unwrap_or_default();
-                let old = if old_id.is_empty() {
-                    Some(Default::default()) // no record of what it replaces: remove it
-                } else {
-                    retrying(window, "inspect the old container", || {
-                        inspect(docker, &old_id)
-                    })
-                    .await
-                    .map_err(|e| undo_error(target, "inspect the old container", e))?
-                };
-                let Some(old): Option<bollard::models::ContainerInspectResponse> = old else {
-                    // The container it replaces is gone (an `--rm` one that exited, or
-                    // removed by hand): removing the replacement would leave no bot at all.
-                    let what = "give the replacement the name of the container that is gone";
-                    retrying(window, what, || rename(docker, &id, target))
-                        .await
-                        .map_err(|e| undo_error(target, what, e))?;
-                    if ran {
-                        retrying(window, "start the replacement", || start(docker, &id))
-                            .await
-                            .map_err(|e| undo_error(target, "start the replacement", e))?;
-                    }
-                    actions.push(format!(
-                        "the container it replaced is gone: gave the replacement {} the name",
-                        short(&id)
-                    ));
-                    continue;
-                };
-                // The original still has its name: the swap stopped before setting it aside.
-                retrying(window, "remove an unfinished replacement", || {
-                    remove(docker, &id)
-                })
-                .await
-                .map_err(|e| undo_error(target, "remove an unfinished replacement", e))?;
-                actions.push(format!("removed unfinished replacement {}", short(&id)));
-                let stopped = old.state.and_then(|s| s.running) != Some(true);
-                if ran && stopped && !old_id.is_empty() {
-                    retrying(window, "start the old container again", || {
-                        start(docker, &old_id)
-                    })
-                    .await
-                    .map_err(|e| undo_error(target, "start the old container again", e))?;
-                    actions.push(format!(
-                        "started the old container {} again",
-                        short(&old_id)
-                    ));
-                }
-            }
-            Marker::Canary => {
-                // A canary never outlives its rotation: this one's process died.
-                retrying(window, "remove a leftover canary", || remove(docker, &id))
-                    .await
-                    .map_err(|e| undo_error(target, "remove a leftover canary", e))?;
-                actions.push(format!("removed leftover canary {}", short(&id)));
-            }
+            Marker::Done => s.finish(c, &id, &found).await?,
+            Marker::Old | Marker::Stopped => s.restore(*marker, &id).await?,
+            Marker::New => s.drop_unfinished(c, &id).await?,
+            Marker::Canary => s.remove_canary(&id).await?,
             Marker::Lock => {}
         }
     }
     // The containers sharing its namespaces follow the target's swap, either way.
+    // What it did is the caller's to log: a rollback, a recovery, or (from commit) the
+    // end of a swap that succeeded, which must not read like an undo.
+    let mut actions = s.actions;
     actions.extend(super::dependents::settle(docker, target, window).await?);
-    for line in &actions {
-        tracing::info!(container = target, "settled a swap: {line}");
-    }
     Ok(Settled {
         actions,
         warning: None,
     })
+}
+
+/// One settle under way: what it did so far, and the replacements it dealt with already
+/// (removed, or given the name), which the listing still shows.
+struct Settling<'a> {
+    docker: &'a Docker,
+    target: &'a str,
+    window: Duration,
+    actions: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl Settling<'_> {
+    /// An engine call, retried while the engine is unreachable; a failure says `what`.
+    async fn call<T, Fut>(&self, what: &str, op: impl FnMut() -> Fut) -> Result<T, UndoError>
+    where
+        Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+    {
+        undoing(self.target, self.window, what, op).await
+    }
+
+    /// `-tr-done-`: the swap was verified. The old container (`old`, ID `id`) is stopped
+    /// with its own signal and timeout (it still runs after a start-first swap), then
+    /// removed, never its volumes.
+    async fn finish(
+        &mut self,
+        old: &ContainerSummary,
+        id: &str,
+        found: &[(Marker, ContainerSummary)],
+    ) -> Result<(), UndoError> {
+        // Start-first: the verified replacement still has its temporary name. It gets the
+        // name first, so that a crash from here on leaves only the old container to remove.
+        let rotation = rotation_of(old);
+        let verified = found
+            .iter()
+            .find(|(m, n)| *m == Marker::New && rotation_of(n) == rotation);
+        if let Some((_, n)) = verified {
+            self.name_verified(n.id.clone().unwrap_or_default()).await?;
+        }
+        let docker = self.docker;
+        // One the listing shows not running (stop-first) needs no stop.
+        use bollard::models::ContainerSummaryStateEnum as S;
+        if !matches!(old.state, Some(S::CREATED | S::EXITED | S::DEAD)) {
+            self.call("stop the old container", || stop(docker, id))
+                .await?;
+        }
+        self.call("remove the old container", || remove(docker, id))
+            .await?;
+        self.actions.push(format!(
+            "removed {} (replaced by a verified container)",
+            short(id)
+        ));
+        Ok(())
+    }
+
+    /// Start-first: gives the verified replacement `new_id` the target's name.
+    async fn name_verified(&mut self, new_id: String) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let what = "give the verified replacement the name";
+        self.call(what, || rename(docker, &new_id, target)).await?;
+        self.actions.push(format!(
+            "gave the verified replacement {} the name",
+            short(&new_id)
+        ));
+        self.removed.push(new_id);
+        if let Err(e) = fault::point("start-first-named").await {
+            return Err(UndoError {
+                target: target.to_string(),
+                what: "finish the start-first swap".into(),
+                unreachable: false,
+                cause: Box::new(e),
+            });
+        }
+        Ok(())
+    }
+
+    /// `-tr-old-`/`-tr-stopped-` (`marker`): not verified. The replacements of the old
+    /// container `id` go (found by their `replaces` label, whatever their name now), it gets
+    /// its name back, and it starts again if it ran.
+    async fn restore(&mut self, marker: Marker, id: &str) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let replacements = self
+            .call("find the replacements", || replacements_of(docker, id))
+            .await?;
+        for n in replacements {
+            self.call("remove the replacement", || remove(docker, &n))
+                .await?;
+            self.actions
+                .push(format!("removed unverified replacement {}", short(&n)));
+            self.removed.push(n);
+        }
+        self.name_is_free().await?;
+        self.call("rename the old container back", || {
+            rename(docker, id, target)
+        })
+        .await?;
+        if marker == Marker::Old {
+            self.call("start the old container again", || start(docker, id))
+                .await?;
+        }
+        self.actions.push(format!(
+            "restored the old container {} under its name",
+            short(id)
+        ));
+        Ok(())
+    }
+
+    /// An error if a container that is not a token-rotator replacement holds the name.
+    async fn name_is_free(&self) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let holder = self
+            .call("see who holds the name", || inspect(docker, target))
+            .await?;
+        // `inspect` also matches ID prefixes: only a container of that very name counts.
+        let holder =
+            holder.filter(|h| h.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target));
+        match holder {
+            Some(h) => Err(UndoError {
+                target: target.to_string(),
+                what: "give the old container its name back".into(),
+                unreachable: false,
+                cause: Box::new(NameTaken {
+                    holder: short(h.id.as_deref().unwrap_or("")).to_string(),
+                }),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A lone `-tr-new-` replacement `c` (ID `id`) next to the untouched original: the swap
+    /// stopped before setting the original aside. The replacement goes, and the original
+    /// starts again if the swap had stopped it.
+    async fn drop_unfinished(&mut self, c: &ContainerSummary, id: &str) -> Result<(), UndoError> {
+        let docker = self.docker;
+        let labels = c.labels.clone().unwrap_or_default();
+        let ran = labels.get(labels::OLD_RUNNING).map(String::as_str) == Some("true");
+        let old_id = labels.get(labels::REPLACES).cloned().unwrap_or_default();
+        let old = if old_id.is_empty() {
+            Some(Default::default()) // no record of what it replaces: remove it
+        } else {
+            self.call("inspect the old container", || inspect(docker, &old_id))
+                .await?
+        };
+        let Some(old): Option<bollard::models::ContainerInspectResponse> = old else {
+            return self.take_over_name(id, ran).await;
+        };
+        // The original still has its name: the swap stopped before setting it aside.
+        self.call("remove an unfinished replacement", || remove(docker, id))
+            .await?;
+        self.actions
+            .push(format!("removed unfinished replacement {}", short(id)));
+        let stopped = old.state.and_then(|s| s.running) != Some(true);
+        if ran && stopped && !old_id.is_empty() {
+            self.call("start the old container again", || start(docker, &old_id))
+                .await?;
+            self.actions.push(format!(
+                "started the old container {} again",
+                short(&old_id)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The container the replacement `id` replaces is gone (an `--rm` one that exited, or
+    /// removed by hand): removing the replacement would leave no bot at all, so it takes
+    /// the name (and starts, if the old one ran).
+    async fn take_over_name(&mut self, id: &str, ran: bool) -> Result<(), UndoError> {
+        let (docker, target) = (self.docker, self.target);
+        let what = "give the replacement the name of the container that is gone";
+        self.call(what, || rename(docker, id, target)).await?;
+        if ran {
+            self.call("start the replacement", || start(docker, id))
+                .await?;
+        }
+        self.actions.push(format!(
+            "the container it replaced is gone: gave the replacement {} the name",
+            short(id)
+        ));
+        Ok(())
+    }
+
+    /// A canary never outlives its rotation: this one's process died.
+    async fn remove_canary(&mut self, id: &str) -> Result<(), UndoError> {
+        let docker = self.docker;
+        self.call("remove a leftover canary", || remove(docker, id))
+            .await?;
+        self.actions
+            .push(format!("removed leftover canary {}", short(id)));
+        Ok(())
+    }
 }
 
 /// The rotation ID in a marker container's name.

@@ -16,8 +16,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use super::apply::{failed, step};
 use super::observe::env_value;
+use super::step::{self, failed};
 use super::ContainerConfig;
 use crate::engine::{describe, is_transport};
 use crate::secret::{Redactor, Token};

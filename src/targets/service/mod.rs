@@ -299,7 +299,7 @@ impl Target for ServiceTarget {
                 unreachable: false,
                 cause: Box::new(e),
             })?;
-        tracing::info!(service = %self.name, version = before.version, "service updated; Swarm rolls it out");
+        tracing::debug!(service = %self.name, version = before.version, "service updated; Swarm rolls it out");
         let mut c = change(&before, ctx.rotation.to_string(), self.cfg.order);
         c.mark = Some(status_before.unwrap_or_default());
         // For the report only: what the update made of the spec (a failed read is no
@@ -376,11 +376,17 @@ impl Target for ServiceTarget {
         let action = format!(
             "rolled the service back to its spec before rotation {rotation} (rollback=previous)"
         );
-        tracing::warn!(service = %self.name, "{action}");
         Ok(Settled {
             actions: vec![action],
             warning: None,
         })
+    }
+
+    fn swapped(&self, _change: &Change, _settled: &Settled) -> String {
+        format!(
+            "updated service {}: Swarm rolled it out and every running task carries the new token",
+            self.name
+        )
     }
 }
 

@@ -78,45 +78,8 @@ pub async fn rollout(
     ctx: Ctx<'_>,
 ) -> Result<(), ServiceVerifyError> {
     let deadline = Instant::now() + cfg.verify_timeout.max(cfg.settle);
-    // Swarm starts rolling an update out a moment after it was accepted: until then its
-    // `UpdateStatus` still tells of the update before. Only a status that started later
-    // than that one is ours.
-    let before = before.filter(|b| !b.is_empty()).and_then(parse_time);
-    loop {
-        let s = docker
-            .inspect_service(name, None)
-            .await
-            .map_err(ServiceVerifyError::Engine)?;
-        let status = s.update_status.unwrap_or_default();
-        let started = status.started_at.as_deref().and_then(parse_time);
-        let current = match (started, before) {
-            (Some(t), Some(b)) => t > b,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        match status.state {
-            Some(UpdateState::COMPLETED) if current => break,
-            Some(UpdateState::UPDATING) | None => {}
-            _ if !current => {} // the status of an earlier update: ours has not begun
-            other => {
-                return Err(ServiceVerifyError::Rollout {
-                    state: label(other),
-                    message: status.message,
-                })
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(ServiceVerifyError::Timeout {
-                secs: cfg.verify_timeout.as_secs_f64(),
-                last: format!(
-                    "Swarm is still rolling out service {name} (v{})",
-                    s.version.and_then(|v| v.index).unwrap_or_default()
-                ),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    tracing::info!(
+    wait_for_rollout(docker, name, before, cfg, deadline).await?;
+    tracing::debug!(
         service = name,
         "Swarm completed the rollout; checking the tasks"
     );
@@ -137,44 +100,102 @@ pub async fn rollout(
         ..cfg.clone()
     };
     for t in tasks {
-        let task = t.name.clone().or(t.id.clone()).unwrap_or_default();
-        let spec = t.spec.as_ref().map(|s| bollard::models::ServiceSpec {
-            task_template: Some(s.clone()),
-            ..Default::default()
-        });
-        let carries = spec
-            .as_ref()
-            .and_then(|s| env_value(s, &cfg.env_var))
-            .is_some_and(|v| ctx.token.matches(v));
-        if !carries {
-            return Err(ServiceVerifyError::WrongToken(task));
-        }
-        let status = t.status.unwrap_or_default();
-        let container = status.container_status.and_then(|c| c.container_id);
-        // A task container on this node gets every container check; one on another node
-        // is known only by its task state.
-        match container {
-            Some(id)
-                if crate::engine::inspect(docker, &id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some() =>
-            {
-                verify(docker, &id, ctx.token, &local_cfg, ctx.redactor)
-                    .await
-                    .map_err(|source| ServiceVerifyError::Task { task, source })?;
-            }
-            _ if status.state == Some(TaskState::RUNNING) => {}
-            _ => {
+        check_task(docker, t, &local_cfg, ctx).await?;
+    }
+    Ok(())
+}
+
+/// Polls the service until its `UpdateStatus` says our update `completed` (a status that
+/// started before `before` tells of an earlier update), or fails at `deadline`.
+async fn wait_for_rollout(
+    docker: &Docker,
+    name: &str,
+    before: Option<&str>,
+    cfg: &ContainerConfig,
+    deadline: Instant,
+) -> Result<(), ServiceVerifyError> {
+    // Swarm starts rolling an update out a moment after it was accepted: until then its
+    // `UpdateStatus` still tells of the update before. Only a status that started later
+    // than that one is ours.
+    let before = before.filter(|b| !b.is_empty()).and_then(parse_time);
+    loop {
+        let s = docker
+            .inspect_service(name, None)
+            .await
+            .map_err(ServiceVerifyError::Engine)?;
+        let status = s.update_status.unwrap_or_default();
+        let started = status.started_at.as_deref().and_then(parse_time);
+        let current = match (started, before) {
+            (Some(t), Some(b)) => t > b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        match status.state {
+            Some(UpdateState::COMPLETED) if current => return Ok(()),
+            Some(UpdateState::UPDATING) | None => {}
+            _ if !current => {} // the status of an earlier update: ours has not begun
+            other => {
                 return Err(ServiceVerifyError::Rollout {
-                    state: format!("task {task} {}", label_task(status.state)),
-                    message: status.err,
+                    state: label(other),
+                    message: status.message,
                 })
             }
         }
+        if Instant::now() >= deadline {
+            return Err(ServiceVerifyError::Timeout {
+                secs: cfg.verify_timeout.as_secs_f64(),
+                last: format!(
+                    "Swarm is still rolling out service {name} (v{})",
+                    s.version.and_then(|v| v.index).unwrap_or_default()
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(())
+}
+
+/// One task that is meant to run: it carries the token, and its container (on this node)
+/// passes every container check, or (on another node) its task runs.
+async fn check_task(
+    docker: &Docker,
+    t: bollard::models::Task,
+    cfg: &ContainerConfig,
+    ctx: Ctx<'_>,
+) -> Result<(), ServiceVerifyError> {
+    let task = t.name.clone().or(t.id.clone()).unwrap_or_default();
+    let spec = t.spec.as_ref().map(|s| bollard::models::ServiceSpec {
+        task_template: Some(s.clone()),
+        ..Default::default()
+    });
+    let carries = spec
+        .as_ref()
+        .and_then(|s| env_value(s, &cfg.env_var))
+        .is_some_and(|v| ctx.token.matches(v));
+    if !carries {
+        return Err(ServiceVerifyError::WrongToken(task));
+    }
+    let status = t.status.unwrap_or_default();
+    let container = status.container_status.and_then(|c| c.container_id);
+    // A task container on this node gets every container check; one on another node
+    // is known only by its task state.
+    match container {
+        Some(id)
+            if crate::engine::inspect(docker, &id)
+                .await
+                .ok()
+                .flatten()
+                .is_some() =>
+        {
+            verify(docker, &id, ctx.token, cfg, ctx.redactor)
+                .await
+                .map_err(|source| ServiceVerifyError::Task { task, source })
+        }
+        _ if status.state == Some(TaskState::RUNNING) => Ok(()),
+        _ => Err(ServiceVerifyError::Rollout {
+            state: format!("task {task} {}", label_task(status.state)),
+            message: status.err,
+        }),
+    }
 }
 
 /// An engine timestamp (RFC 3339, nanoseconds).
