@@ -202,7 +202,9 @@ impl Error {
             Error::Canary(_) => Outcome::CanaryFailed,
             Error::Target(t) => match t {
                 TargetError::Locked(crate::targets::LockError::Held { .. }) => Outcome::Busy,
-                TargetError::Locked(_) | TargetError::Engine(_) => Outcome::EngineUnavailable,
+                TargetError::Locked(_) | TargetError::Engine(_) | TargetError::Scan(_) => {
+                    Outcome::EngineUnavailable
+                }
                 TargetError::Undo(u) if u.unreachable => Outcome::EngineUnavailable,
                 TargetError::Undo(_) => Outcome::RollbackFailed,
                 _ => Outcome::BadTarget,

@@ -247,6 +247,10 @@ pub enum TargetError {
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The one scan for containers sharing the targets' namespaces failed (shared by every
+    /// target of the rotation, so each keeps the same error with its whole cause).
+    #[error(transparent)]
+    Scan(std::sync::Arc<EngineError>),
     /// An interrupted change could not be finished or undone.
     #[error(transparent)]
     Undo(#[from] UndoError),

@@ -64,6 +64,9 @@ pub struct Dependent {
 /// What one scan found: each target's dependents, by target name.
 pub type Found = HashMap<String, Vec<Dependent>>;
 
+/// How long an inspection of the scan is retried while the engine cannot be reached.
+const SCAN_RETRY: Duration = Duration::from_secs(5);
+
 /// One [`scan`] for all targets of a rotation, started when they are selected and shared by
 /// them: the first lock runs it beside the lock marker's create, so it costs no round trip
 /// of its own before the swap.
@@ -93,25 +96,8 @@ impl SharedScan {
     pub async fn of(&self, target: &str) -> Result<Vec<Dependent>, TargetError> {
         match self.0.clone().await {
             Ok(found) => Ok(found.get(target).cloned().unwrap_or_default()),
-            Err(e) => Err(EngineError::new(e.what.clone(), copy_error(&e.source)).into()),
+            Err(e) => Err(TargetError::Scan(e)),
         }
-    }
-}
-
-/// The same engine error again (bollard's is not `Clone`): a refusal keeps its status and
-/// message, anything else stays a transport error with its text.
-fn copy_error(e: &bollard::errors::Error) -> bollard::errors::Error {
-    match e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code,
-            message,
-        } => bollard::errors::Error::DockerResponseServerError {
-            status_code: *status_code,
-            message: message.clone(),
-        },
-        other => bollard::errors::Error::IOError {
-            err: std::io::Error::other(crate::engine::describe(other)),
-        },
     }
 }
 
@@ -140,11 +126,22 @@ pub async fn scan(docker: &Docker, targets: &[(String, String)]) -> Result<Found
         .filter_map(name_of)
         .filter(|n| Marker::parse(n).is_none())
         .collect();
-    let inspected: Vec<Option<ContainerInspectResponse>> = stream::iter(candidates)
-        .map(|n| async move { inspect(docker, &n).await.ok().flatten() })
-        .buffer_unordered(8)
-        .collect()
-        .await;
+    // A container that cannot be inspected may be a dependent: the scan fails (before
+    // anything is touched) rather than leave one pointing at a removed container. One that
+    // went away since the listing shares nothing any more.
+    let inspected: Vec<Result<Option<ContainerInspectResponse>, EngineError>> =
+        stream::iter(candidates)
+            .map(|n| async move {
+                let what =
+                    format!("inspect container {n} to see whether it shares a target's namespaces");
+                retrying(SCAN_RETRY, &what, || inspect(docker, &n))
+                    .await
+                    .map_err(|e| EngineError::new(what, e))
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+    let inspected = inspected.into_iter().collect::<Result<Vec<_>, _>>()?;
     for info in inspected.into_iter().flatten() {
         let Some(dep) = info
             .name
@@ -529,6 +526,27 @@ impl Leftover<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_scan_reaches_every_target_with_its_whole_cause_and_is_retried_as_an_outage() {
+        let refused = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "inspect failed".into(),
+        };
+        let shared = Arc::new(EngineError::new("inspect container c1", refused));
+        let (a, b) = (TargetError::Scan(shared.clone()), TargetError::Scan(shared));
+        for e in [a, b] {
+            let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            let mut engine_seen = false;
+            while let Some(c) = cause {
+                engine_seen |= c.downcast_ref::<bollard::errors::Error>().is_some();
+                cause = c.source();
+            }
+            assert!(engine_seen, "the engine's own error is kept as the source");
+            let outcome = crate::error::Error::Target(e).outcome();
+            assert_eq!(outcome, crate::error::Outcome::EngineUnavailable);
+        }
+    }
 
     #[test]
     fn a_container_mode_naming_the_target_by_id_or_name_is_a_dependency() {
