@@ -1536,7 +1536,10 @@ fn swarm(plan: &Plan, bin: &Path) -> String {
             ])
             // The service's own progress lines are debug (the one info line per swap is
             // the pipeline's).
-            .env("TOKEN_ROTATOR_LOG", "info,token_rotator::targets::service=debug")
+            .env(
+                "TOKEN_ROTATOR_LOG",
+                "info,token_rotator::targets::service=debug",
+            )
             .env("DOCKER_HOST", &e.host)
             .output()
             .unwrap();
