@@ -240,6 +240,30 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_scan_reaches_every_target_with_its_whole_cause_and_is_retried_as_an_outage() {
+        let refused = bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "inspect failed".into(),
+        };
+        let shared = std::sync::Arc::new(crate::engine::EngineError::new(
+            "inspect container c1",
+            refused,
+        ));
+        let (a, b) = (TargetError::Scan(shared.clone()), TargetError::Scan(shared));
+        for e in [a, b] {
+            let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            let mut engine_seen = false;
+            while let Some(c) = cause {
+                engine_seen |= c.downcast_ref::<bollard::errors::Error>().is_some();
+                cause = c.source();
+            }
+            assert!(engine_seen, "the engine's own error is kept as the source");
+            let outcome = Error::Target(e).outcome();
+            assert_eq!(outcome, Outcome::EngineUnavailable);
+        }
+    }
+
     use super::*;
 
     #[test]

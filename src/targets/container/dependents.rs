@@ -528,27 +528,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_scan_reaches_every_target_with_its_whole_cause_and_is_retried_as_an_outage() {
-        let refused = bollard::errors::Error::DockerResponseServerError {
-            status_code: 500,
-            message: "inspect failed".into(),
-        };
-        let shared = Arc::new(EngineError::new("inspect container c1", refused));
-        let (a, b) = (TargetError::Scan(shared.clone()), TargetError::Scan(shared));
-        for e in [a, b] {
-            let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-            let mut engine_seen = false;
-            while let Some(c) = cause {
-                engine_seen |= c.downcast_ref::<bollard::errors::Error>().is_some();
-                cause = c.source();
-            }
-            assert!(engine_seen, "the engine's own error is kept as the source");
-            let outcome = crate::error::Error::Target(e).outcome();
-            assert_eq!(outcome, crate::error::Outcome::EngineUnavailable);
-        }
-    }
-
-    #[test]
     fn a_container_mode_naming_the_target_by_id_or_name_is_a_dependency() {
         let id = "9e1c9424730461671008e90a24bccddc74203f22c3abdfb63082450a8e7f5866";
         let with = |net: &str, pid: &str| ContainerInspectResponse {
