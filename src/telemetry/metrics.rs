@@ -453,7 +453,11 @@ mod tests {
         ] {
             assert!(text.contains(&want), "no {want:?} in\n{text}");
         }
-        // Each family's HELP, then TYPE, then its samples, each named after it.
+        assert_families_in_order(&text);
+    }
+
+    /// Each family's HELP, then TYPE, then its samples, each named after it.
+    fn assert_families_in_order(text: &str) {
         let mut family = None;
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# HELP ") {
