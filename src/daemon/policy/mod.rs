@@ -360,11 +360,6 @@ impl Policy {
         }
     }
 
-    /// The live token's fingerprint.
-    pub fn live(&self) -> Option<&Fingerprint> {
-        self.tokens.live().map(|t| t.fingerprint())
-    }
-
     /// What the tokens' state looks like now.
     pub fn view(&self, clock: Clock) -> tokens::View {
         self.tokens.view(&self.retired, clock)

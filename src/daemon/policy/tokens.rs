@@ -192,11 +192,6 @@ impl Tokens {
             .is_some_and(|s| s.fingerprint() == token.fingerprint())
     }
 
-    /// The standby's state.
-    pub fn standby_state(&self) -> &StandbyState {
-        &self.standby_state
-    }
-
     /// What the targets should carry, given what the primary file holds now.
     pub fn choose(&self, primary: Result<Token, SecretError>) -> Choice {
         let t = match primary {
