@@ -367,6 +367,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "1h", env = "TOKEN_ROTATOR_RETIRED_ALERT_AFTER", value_parser = duration, value_name = "DURATION")]
     pub retired_alert_after: Duration,
 
+    /// A directory where the state that must survive a restart is kept (the retired-token
+    /// watch, the rejected tokens), in `state.json`, mode 0600. Without it the state is kept
+    /// in memory and a restart forgets it.
+    #[arg(long, env = "TOKEN_ROTATOR_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// A regular expression that marks a bot's log line as an authentication failure,
     /// beside the built-in ones for Claude Code (repeat for several).
     #[arg(long = "reject-pattern", env = "TOKEN_ROTATOR_REJECT_PATTERN", value_parser = regex, value_name = "REGEX")]

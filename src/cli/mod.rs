@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use crate::config::{CheckArgs, HealthcheckArgs, RotateArgs, RunArgs, SecretArgs, StatusArgs};
 use crate::config::{Switch, ValidateMode};
+use crate::daemon::store::Store;
 use crate::daemon::watch::WatchConfig;
 use crate::daemon::DaemonConfig;
 use crate::engine::names::new_rotation_id;
@@ -124,7 +125,10 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
         .map(tokio::net::TcpListener::from_std)
         .transpose()
         .context("--listen")?;
+    let (store, restored) = open_state(args.state_dir.as_deref())?;
     let cfg = DaemonConfig {
+        store,
+        restored,
         watch: WatchConfig {
             path: args.rotate.secret.file.secret_file.clone(),
             debounce: args.debounce,
@@ -153,6 +157,9 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             .context("webhook client")?,
     };
     let shared = Arc::new(Shared::default());
+    let _ = shared
+        .state_file
+        .set(cfg.store.as_ref().map(|s| s.file().to_path_buf()));
     // One signal ends the server, the wait for the engine and the daemon.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -182,6 +189,27 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
     }
     tracing::info!("stopped");
     Ok(0)
+}
+
+/// The state kept before a restart, from `--state-dir`; without it, says once that a
+/// restart forgets the state.
+fn open_state(
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<(Option<Store>, Option<crate::daemon::policy::State>)> {
+    let Some(dir) = dir else {
+        tracing::warn!("no --state-dir: the retired-token watch and the rejected tokens are kept in memory, and a restart forgets them");
+        return Ok((None, None));
+    };
+    let (store, state) = Store::open(dir)?;
+    match &state {
+        Some(s) => {
+            tracing::info!(file = %store.file().display(), retired = s.retired.len(), rejected = s.rejected.len(), "state restored")
+        }
+        None => {
+            tracing::info!(file = %store.file().display(), "no state kept yet: starting afresh")
+        }
+    }
+    Ok((Some(store), state))
 }
 
 /// Connects to the engine, retrying with backoff while it cannot be reached (a sidecar

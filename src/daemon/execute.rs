@@ -175,6 +175,13 @@ impl Shell {
             Action::Schedule(timer, None) => {
                 self.timers.0.remove(&timer);
             }
+            Action::Persist(state) => {
+                if let Some(store) = &self.cfg.store {
+                    if let Err(e) = store.save(&state) {
+                        tracing::error!("the state was not kept, a restart would forget it: {e}");
+                    }
+                }
+            }
             other => tracing::error!("not an action that only tells: {}", name_of(&other)),
         }
     }
@@ -292,6 +299,7 @@ fn name_of(a: &Action) -> &'static str {
         Action::Publish => "publish",
         Action::Follow(_) => "follow",
         Action::Schedule(..) => "schedule",
+        Action::Persist(_) => "persist",
     }
 }
 

@@ -18,6 +18,7 @@ mod execute;
 pub mod logs;
 pub mod policy;
 pub mod signal;
+pub mod store;
 pub mod trigger;
 pub mod watch;
 
@@ -56,6 +57,10 @@ pub struct DaemonConfig {
     pub log_patterns: Option<Vec<regex::Regex>>,
     /// How retired tokens are watched.
     pub retired: WatchPlan,
+    /// Where the state that survives a restart is kept (`None`: in memory only).
+    pub store: Option<store::Store>,
+    /// The state read from it at start.
+    pub restored: Option<policy::State>,
 }
 
 type Shutdown<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -78,9 +83,13 @@ pub async fn run(
         tracing::warn!("{problem}");
     }
     let mut policy = Policy::new(policy_config(&rotator, &cfg));
+    let mut queue: VecDeque<Action> = match cfg.restored.clone() {
+        Some(state) => policy.on(Input::Restored(state), Clock::real()).into(),
+        None => VecDeque::new(),
+    };
+    queue.extend(policy.on(Input::Started, Clock::real()));
     let mut shell = Shell::new(rotator, cfg, shared, tx);
     let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
-    let mut queue: VecDeque<Action> = policy.on(Input::Started, Clock::real()).into();
     loop {
         // Every action, each result fed back at once (what it brings comes first).
         while let Some(action) = queue.pop_front() {

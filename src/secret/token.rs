@@ -29,6 +29,14 @@ impl Fingerprint {
         Fingerprint(hex::encode(&digest[..6]))
     }
 
+    /// A fingerprint as written (12 lowercase hex digits, or `empty`); `None` if it is not one.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.len() == 12
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        (hex || s == Self::EMPTY).then(|| Fingerprint(s.to_string()))
+    }
+
     /// What an empty value is called where a fingerprint would stand.
     pub const EMPTY: &'static str = "empty";
 

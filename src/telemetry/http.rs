@@ -130,6 +130,15 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
+/// Where the state that survives a restart is kept: `{"kept": "file", "file": PATH}`, or
+/// `{"kept": "memory"}` (no `--state-dir`: a restart forgets it).
+fn state_kept(shared: &crate::telemetry::Shared) -> serde_json::Value {
+    match shared.state_file.get() {
+        Some(Some(file)) => json!({ "kept": "file", "file": file.display().to_string() }),
+        _ => json!({ "kept": "memory" }),
+    }
+}
+
 async fn status(State(app): State<App>) -> Response {
     let r = match app.rotator() {
         Ok(r) => r,
@@ -154,7 +163,8 @@ async fn status(State(app): State<App>) -> Response {
     Json(
         json!({ "secret_file": snap.secret_file, "secret_fingerprint": snap.secret_fingerprint,
         "secret_error": snap.secret_error, "targets": snap.targets, "last_rotation": last,
-        "live": tokens.live, "standby": tokens.standby, "retired": tokens.retired }),
+        "live": tokens.live, "standby": tokens.standby, "retired": tokens.retired,
+        "rejected": tokens.rejected, "state": state_kept(&app.shared) }),
     )
     .into_response()
 }

@@ -27,6 +27,8 @@ pub struct Shared {
     pub engine_problem: RwLock<Option<String>>,
     /// The live and standby tokens, for `/status`.
     pub tokens: RwLock<TokenStatus>,
+    /// The state file, when state survives a restart (`None`: kept in memory only).
+    pub state_file: OnceLock<Option<std::path::PathBuf>>,
 }
 
 /// Which token is live and which waits, as `/status` shows them.
@@ -38,6 +40,8 @@ pub struct TokenStatus {
     pub standby: StandbyStatus,
     /// The retired tokens being watched.
     pub retired: Vec<RetiredStatus>,
+    /// The fingerprints of the tokens the API rejected (never deployed again).
+    pub rejected: Vec<String>,
 }
 
 /// The live token.

@@ -16,6 +16,7 @@
 
 mod look;
 pub mod retired;
+pub mod state;
 pub mod tokens;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ use crate::validate::Verdict;
 use tokens::Tokens;
 
 pub use retired::WatchPlan;
+pub use state::State;
 pub use tokens::{Health, Probe, StandbyState, Then};
 
 /// First retry delay after an inconclusive validation; doubles up to [`RETRY_MAX`].
@@ -114,6 +116,8 @@ pub struct Plan {
 /// Everything the daemon reacts to.
 #[derive(Debug)]
 pub enum Input {
+    /// The state kept before a restart (before [`Input::Started`]).
+    Restored(State),
     /// The daemon started.
     Started,
     /// Nothing else is queued: the moment to look at the targets, if something asked for it.
@@ -287,6 +291,8 @@ pub enum Action {
     Follow(Vec<String>),
     /// Set (or clear) a timer.
     Schedule(Timer, Option<Instant>),
+    /// Keep this state across a restart (it changed).
+    Persist(State),
 }
 
 /// The settings the decisions depend on.
@@ -340,6 +346,8 @@ pub struct Policy {
     last_event: Option<(Option<String>, Outcome)>,
     /// The targets as of the last rotation.
     targets: Vec<String>,
+    /// The durable state as last handed out (or restored): persisted again only if it changed.
+    persisted: State,
 }
 
 impl Policy {
@@ -357,6 +365,15 @@ impl Policy {
             last_failed: None,
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             last_event: None,
+            persisted: State::default(),
+        }
+    }
+
+    /// The durable state now.
+    pub fn state(&self) -> State {
+        State {
+            retired: self.retired.kept(),
+            rejected: self.tokens.rejected(),
         }
     }
 
@@ -369,6 +386,11 @@ impl Policy {
     pub fn on(&mut self, input: Input, clock: Clock) -> Vec<Action> {
         let mut out = Out::default();
         match input {
+            Input::Restored(state) => {
+                self.retired.restore(state.retired, clock, &mut out);
+                self.tokens.restore_rejected(state.rejected);
+                self.persisted = self.state();
+            }
             Input::Started => self.started(clock, &mut out),
             Input::Drained => self.drained(clock, &mut out),
             Input::FileChanged(File::Primary) => out.push(Action::ReadPrimary(Why::Event)),
@@ -406,6 +428,13 @@ impl Policy {
             } => self.probed(purpose, fingerprint, verdict, clock, &mut out),
             Input::Rotated(plan, report) => self.rotated(plan, *report, clock, &mut out),
             Input::Due(timer) => self.due(timer, clock, &mut out),
+        }
+        if out.changed {
+            let now = self.state();
+            if now != self.persisted {
+                self.persisted = now.clone();
+                out.push(Action::Persist(now));
+            }
         }
         out.publish_if_changed()
     }

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use super::state::{self, Retired as Kept};
 use super::{Action, Clock, Event, Out, Purpose, Record, Timer};
 use crate::secret::{Fingerprint, Token};
 use crate::telemetry::RetiredStatus;
@@ -65,14 +66,26 @@ impl State {
 struct Retired {
     token: Token,
     retired_at: SystemTime,
-    retired_instant: Instant,
+    /// An instant at which its age was `age_at_base` (its retirement, or the restart that
+    /// restored it: instants do not survive a restart).
+    base: Instant,
+    age_at_base: Duration,
     /// The number of the next probe.
     next: usize,
     next_at: Instant,
+    /// `next_at` by the wall clock, as kept across a restart.
+    next_at_wall: SystemTime,
     state: State,
     last_probe_at: Option<SystemTime>,
     last_answer: Option<String>,
     alerted: bool,
+}
+
+impl Retired {
+    /// How long ago it was retired.
+    fn age(&self, clock: Clock) -> Duration {
+        self.age_at_base + clock.now.saturating_duration_since(self.base)
+    }
 }
 
 /// Every token being watched.
@@ -107,9 +120,11 @@ impl Watch {
         self.tokens.push(Retired {
             token,
             retired_at: clock.wall,
-            retired_instant: clock.now,
+            base: clock.now,
+            age_at_base: Duration::ZERO,
             next: 0,
             next_at: clock.now + first,
+            next_at_wall: clock.wall + first,
             state: State::Unknown,
             last_probe_at: None,
             last_answer: None,
@@ -140,7 +155,7 @@ impl Watch {
     pub fn probe_due(&mut self, clock: Clock, out: &mut Out) {
         let max = self.plan.max;
         self.tokens.retain(|r| {
-            let keep = clock.now.saturating_duration_since(r.retired_instant) < max;
+            let keep = r.age(clock) < max;
             if !keep {
                 tracing::info!(fingerprint = %r.token.fingerprint(), state = r.state.label(), "the watch of this retired token ended (--retired-watch-max)");
             }
@@ -152,13 +167,14 @@ impl Watch {
                 continue;
             }
             let offset = self.plan.offset(r.next + 1);
-            let since = clock.now.saturating_duration_since(r.retired_instant);
+            let since = r.age(clock);
             // Jittered by up to 10% of the gap to the next probe (not of the whole time since
             // retirement), and never sooner than a second from now.
             let gap = (self.jitter)(offset.saturating_sub(since)).max(Duration::from_secs(1));
             let r = &mut self.tokens[i];
             r.next += 1;
             r.next_at = clock.now + gap;
+            r.next_at_wall = clock.wall + gap;
             out.push(Action::Probe {
                 token: r.token.clone(),
                 purpose: Purpose::Retired,
@@ -175,7 +191,7 @@ impl Watch {
         };
         r.last_probe_at = Some(clock.wall);
         r.last_answer = Some(verdict.to_string());
-        let since = clock.now.saturating_duration_since(r.retired_instant);
+        let since = r.age(clock);
         match verdict {
             Verdict::Invalid { .. } => {
                 r.state = State::Dead {
@@ -206,6 +222,48 @@ impl Watch {
             Verdict::Inconclusive { .. } => r.state = State::Unknown,
         }
         self.changed(out);
+    }
+
+    /// Takes back the watch kept before a restart (tokens watched already are kept as they are).
+    pub fn restore(&mut self, kept: Vec<Kept>, clock: Clock, out: &mut Out) {
+        for k in kept {
+            let fp = k.token.fingerprint();
+            if self.tokens.iter().any(|r| r.token.fingerprint() == fp) {
+                continue;
+            }
+            let due_in = k.next_at.duration_since(clock.wall).unwrap_or_default();
+            self.tokens.push(Retired {
+                age_at_base: state::since(clock.wall, k.retired_at),
+                base: clock.now,
+                token: k.token,
+                retired_at: k.retired_at,
+                next: k.next,
+                next_at: clock.now + due_in,
+                next_at_wall: k.next_at,
+                state: k.state,
+                last_probe_at: k.last_probe_at,
+                last_answer: k.last_answer,
+                alerted: k.alerted,
+            });
+        }
+        self.changed(out);
+    }
+
+    /// The watch as kept across a restart.
+    pub fn kept(&self) -> Vec<Kept> {
+        self.tokens
+            .iter()
+            .map(|r| Kept {
+                token: r.token.clone(),
+                retired_at: r.retired_at,
+                next: r.next,
+                next_at: r.next_at_wall,
+                state: r.state,
+                last_probe_at: r.last_probe_at,
+                last_answer: r.last_answer.clone(),
+                alerted: r.alerted,
+            })
+            .collect()
     }
 
     fn changed(&self, out: &mut Out) {
@@ -246,12 +304,7 @@ impl Watch {
                 state: r.state.label(),
                 alive_for_seconds: match r.state {
                     State::Dead { alive_for, .. } => Some(alive_for.as_secs()),
-                    State::Alive => Some(
-                        clock
-                            .now
-                            .saturating_duration_since(r.retired_instant)
-                            .as_secs(),
-                    ),
+                    State::Alive => Some(r.age(clock).as_secs()),
                     State::Unknown => None,
                 },
             })

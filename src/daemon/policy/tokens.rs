@@ -175,6 +175,18 @@ impl Tokens {
         self.live.as_ref().map(|(t, _)| t)
     }
 
+    /// The rejected tokens' fingerprints, sorted.
+    pub fn rejected(&self) -> Vec<Fingerprint> {
+        let mut all: Vec<Fingerprint> = self.rejected.iter().cloned().collect();
+        all.sort();
+        all
+    }
+
+    /// Takes back the rejected tokens kept before a restart.
+    pub fn restore_rejected(&mut self, kept: Vec<Fingerprint>) {
+        self.rejected.extend(kept);
+    }
+
     /// Whether the API rejected the live token.
     pub fn live_rejected(&self) -> bool {
         self.live().is_some_and(|t| self.is_rejected(t))
@@ -481,6 +493,7 @@ impl Tokens {
                 live,
                 standby,
                 retired: retired.status(clock),
+                rejected: self.rejected().iter().map(|f| f.to_string()).collect(),
             },
             standby_ready: self.standby_state == StandbyState::Ready,
             retired_alive: alive,

@@ -1,0 +1,149 @@
+//! The state file: written and read back whole, refused with a named error when corrupt,
+//! of another version or readable by others; never showing its content.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, SystemTime};
+
+use super::{Store, StoreError, FILE};
+use crate::daemon::policy::retired::State as Seen;
+use crate::daemon::policy::state::{Retired, State};
+use crate::secret::{Fingerprint, Token};
+
+const SECRET: &str = "sk-ant-oat01-state-test-secret-value";
+
+fn state() -> State {
+    let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
+    State {
+        retired: vec![
+            Retired {
+                token: Token::new(SECRET.into()),
+                retired_at: t(0),
+                next: 2,
+                next_at: t(900),
+                state: Seen::Alive,
+                last_probe_at: Some(t(300)),
+                last_answer: Some("valid (200)".into()),
+                alerted: true,
+            },
+            Retired {
+                token: Token::new("sk-ant-oat01-another-one".into()),
+                retired_at: t(10),
+                next: 1,
+                next_at: t(400),
+                state: Seen::Dead {
+                    at: t(310),
+                    alive_for: Duration::from_secs(300),
+                },
+                last_probe_at: Some(t(310)),
+                last_answer: None,
+                alerted: false,
+            },
+        ],
+        rejected: vec![Fingerprint::of("sk-ant-oat01-rejected")],
+    }
+}
+
+#[test]
+fn a_saved_state_reads_back_whole_with_modes_0600_and_0700() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let (store, none) = Store::open(&dir).unwrap();
+    assert!(none.is_none(), "a new directory holds no state");
+    store.save(&state()).unwrap();
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.join(FILE)), 0o600);
+    assert_eq!(mode(&dir), 0o700);
+    let (_, back) = Store::open(&dir).unwrap();
+    let back = back.expect("the state");
+    assert_eq!(back, state());
+    assert_eq!(
+        back.retired[0].token.expose(),
+        SECRET,
+        "the token itself is kept"
+    );
+    let names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from(FILE)],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn a_corrupt_file_is_refused_naming_it_without_its_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join(FILE);
+    for body in [
+        format!("{{\"version\": 1, \"retired\": \"{SECRET}\""),
+        format!("{{\"version\": 1, \"retired\": [{{\"token\": \"{SECRET}\"}}], \"rejected\": []}}"),
+        format!("{{\"version\": 1, \"retired\": [], \"rejected\": [\"{SECRET}\"]}}"),
+        "not json".to_string(),
+    ] {
+        fs::write(&file, &body).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        let e = Store::open(tmp.path()).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{body}: {e:?}");
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains(&file.display().to_string()), "{shown}");
+        assert!(
+            !shown.contains("sk-ant"),
+            "the content is never shown: {shown}"
+        );
+    }
+}
+
+#[test]
+fn a_token_that_does_not_match_its_fingerprint_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(tmp.path()).unwrap();
+    store.save(&state()).unwrap();
+    let file = tmp.path().join(FILE);
+    let body = fs::read_to_string(&file)
+        .unwrap()
+        .replace(SECRET, "sk-ant-oat01-tampered");
+    fs::write(&file, body).unwrap();
+    let e = Store::open(tmp.path()).unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+}
+
+#[test]
+fn another_schema_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join(FILE);
+    fs::write(&file, r#"{"version": 2, "something": "new"}"#).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    match Store::open(tmp.path()).unwrap_err() {
+        StoreError::Version { found, path } => {
+            assert_eq!(found, 2);
+            assert_eq!(path, file);
+        }
+        e => panic!("not a version error: {e:?}"),
+    }
+}
+
+#[test]
+fn a_file_readable_by_others_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(tmp.path()).unwrap();
+    store.save(&state()).unwrap();
+    let file = tmp.path().join(FILE);
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    match Store::open(tmp.path()).unwrap_err() {
+        StoreError::Exposed { mode, .. } => assert_eq!(mode, 0o644),
+        e => panic!("not a permission error: {e:?}"),
+    }
+}
+
+#[test]
+fn a_directory_that_cannot_be_written_is_an_io_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blocker = tmp.path().join("file");
+    fs::write(&blocker, "").unwrap();
+    let e = Store::open(&blocker.join("state")).unwrap_err();
+    assert!(matches!(e, StoreError::Io { what: "create", .. }), "{e:?}");
+    assert!(e.to_string().contains("--state-dir"), "{e}");
+}
