@@ -813,3 +813,5 @@ fn the_watch_of_a_retired_token_ends_after_its_maximum() {
     assert!(probe_of(&acts).is_none());
     assert!(published(&sim, &acts).unwrap().status.retired.is_empty());
 }
+
+mod restored;
