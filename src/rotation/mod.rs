@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::secret::{read_token_async, Token, TokenFormat};
 use crate::targets::any::AnyTarget;
 use crate::targets::container::select::names_with_env_vars;
-use crate::targets::container::{select, ContainerConfig, Selector};
+use crate::targets::container::{interrupted, select, ContainerConfig, Selector};
 use crate::targets::service::ServiceTarget;
 use crate::targets::TargetError;
 
@@ -81,17 +81,59 @@ impl Rotator {
         Ok(all)
     }
 
-    /// Rotates `token` into the configured containers and services.
+    /// Rotates `token` into the configured containers and services: first the swaps a
+    /// crash interrupted among the label-selected ones are finished or undone (their
+    /// targets have no container under their names meanwhile), then the targets are
+    /// selected and rotated.
     pub async fn rotate_token(&self, token: &Token) -> RotationReport {
         let rotation = new_rotation_id();
-        match self.select().await {
-            Ok(targets) => self.pipeline.rotate(&targets, token, rotation).await,
-            Err(e) => {
-                let e = Error::Target(e);
+        let (recovered, failed) = self.recover_interrupted().await;
+        let mut report = match failed {
+            Some(e) => {
                 tracing::error!(outcome = e.outcome().label(), "{e}");
                 RotationReport::failed_before(rotation, Some(token.fingerprint()), &e)
             }
+            None => match self.select().await {
+                Ok(targets) => self.pipeline.rotate(&targets, token, rotation).await,
+                Err(e) => {
+                    let e = Error::Target(e);
+                    tracing::error!(outcome = e.outcome().label(), "{e}");
+                    RotationReport::failed_before(rotation, Some(token.fingerprint()), &e)
+                }
+            },
+        };
+        report.recovered.splice(0..0, recovered);
+        report
+    }
+
+    /// Finishes or undoes every interrupted swap of a label-selected target, before
+    /// selection: each under its own lock, those that others' copies follow first, with
+    /// the pipeline's one recovery. Returns what it did, and the first error (the others
+    /// are still tried: one busy target does not keep the rest from being recovered).
+    pub async fn recover_interrupted(&self) -> (Vec<String>, Option<Error>) {
+        let required = self.targets.required();
+        let names = match interrupted::by_label(&self.docker, &required).await {
+            Ok(names) => names,
+            Err(e) => return (Vec::new(), Some(Error::Target(e))),
+        };
+        let (mut recovered, mut failed) = (Vec::new(), None);
+        for name in names {
+            let one = Selector {
+                names: vec![name],
+                ..Selector::default()
+            };
+            let result = match select(&self.docker, &one, self.container.clone()).await {
+                Ok(targets) => self.pipeline.recover_interrupted(&targets).await,
+                Err(e) => Err(Error::Target(e)),
+            };
+            match result {
+                Ok(lines) => recovered.extend(lines),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
         }
+        (recovered, failed)
     }
 }
 

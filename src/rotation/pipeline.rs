@@ -105,6 +105,24 @@ impl Pipeline {
         self.swap_all(targets, &seen, ctx, report).await
     }
 
+    /// Finishes or undoes the interrupted swaps of `targets` (found before selection: see
+    /// [`crate::targets::container::interrupted`]), each under its lock, taken as for a
+    /// rotation (a live rotator's swap in progress is waited for, never "recovered"; a
+    /// dead one's lock is taken over) and released after. The same recovery as step (2).
+    /// Returns what it did, one line per action.
+    pub async fn recover_interrupted<T: Target>(&self, targets: &[T]) -> Result<Vec<String>, Error> {
+        let mut report = RotationReport::new(String::new(), None);
+        let mut locks = Vec::new();
+        let result = match self.lock_all(targets, &mut locks).await {
+            Ok(()) => self.recover(targets, &mut report).await,
+            Err(e) => Err(e),
+        };
+        for lock in locks {
+            lock.release().await;
+        }
+        result.map(|()| report.recovered)
+    }
+
     /// (1) Lock, in key order so that two rotators cannot deadlock.
     async fn lock_all<T: Target>(&self, targets: &[T], locks: &mut Vec<Lock>) -> Result<(), Error> {
         let mut order: Vec<&T> = targets.iter().collect();

@@ -395,6 +395,7 @@ mod tests {
                 rotation: None,
                 swapped_at: None,
                 error: None,
+                interrupted: None,
             }],
         });
         m.live_rejected("probe");

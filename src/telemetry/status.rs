@@ -8,6 +8,7 @@ use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
 use serde::Serialize;
 
+use crate::engine::names::Marker;
 use crate::engine::{describe, labels};
 use crate::secret::{read_token_async, Fingerprint, Token, TokenFormat};
 use crate::targets::container::env_value;
@@ -33,6 +34,18 @@ pub struct TargetStatus {
     pub swapped_at: Option<String>,
     /// Why it could not be inspected.
     pub error: Option<String>,
+    /// A swap of it a crash interrupted, until the next rotation finishes or undoes it:
+    /// its rotation and leftover containers (state `interrupted` when none holds its name).
+    pub interrupted: Option<Interrupted>,
+}
+
+/// A swap the engine shows unfinished: what a crash left under temporary names.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The rotation(s) whose swap it was.
+    pub rotations: Vec<String>,
+    /// The leftover containers, each `NAME (STATE)`.
+    pub containers: Vec<String>,
 }
 
 /// The secret file and every target.
@@ -93,6 +106,13 @@ impl Snapshot {
                     .or(t.error.as_deref())
                     .unwrap_or("-"),
             ));
+            if let Some(i) = &t.interrupted {
+                out.push_str(&format!(
+                    "  interrupted swap of {}, left as: {}\n",
+                    t.name,
+                    i.containers.join(", ")
+                ));
+            }
         }
         out
     }
@@ -111,8 +131,11 @@ pub async fn collect(
     let secret = read_token_async(secret_file, format).await;
     let secret_ref = secret.as_ref().ok();
     let mut targets = Vec::with_capacity(containers.len() + services.len());
+    let left = leftovers(docker).await;
     for (name, env_var) in containers {
-        targets.push(container(docker, name, env_var, secret_ref).await);
+        let mut t = container(docker, name, env_var, secret_ref).await;
+        mark_interrupted(&mut t, &left);
+        targets.push(t);
     }
     for name in services {
         targets.push(service(docker, name, env_var, secret_ref).await);
@@ -137,6 +160,7 @@ fn unknown(name: &str, kind: &'static str) -> TargetStatus {
         rotation: None,
         swapped_at: None,
         error: None,
+        interrupted: None,
     }
 }
 
@@ -180,6 +204,62 @@ async fn container(
     t
 }
 
+/// Every container named as a swap leftover (`NAME-tr-TAG-ROT`, no lock): its target,
+/// name, rotation and state. Empty when the listing fails (the targets' own inspection
+/// says what is wrong with the engine).
+async fn leftovers(docker: &Docker) -> Vec<(String, String, String, String)> {
+    let filters = std::collections::HashMap::from([("name".to_string(), vec!["-tr-".to_string()])]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(found) = docker.list_containers(Some(opts)).await else {
+        return Vec::new();
+    };
+    found
+        .into_iter()
+        .filter_map(|c| {
+            let name = c.names?.first()?.trim_start_matches('/').to_string();
+            let (target, marker) = Marker::parse(&name)?;
+            if marker == Marker::Lock {
+                return None;
+            }
+            let target = target.to_string();
+            let rotation = name.rsplit('-').next().unwrap_or_default().to_string();
+            let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+            Some((target, name, rotation, state))
+        })
+        .collect()
+}
+
+/// Shows the leftovers of `t`'s interrupted swap, if any: then it is not current (its
+/// swap must first be finished or undone), and `interrupted` when none holds its name.
+pub fn mark_interrupted(t: &mut TargetStatus, left: &[(String, String, String, String)]) {
+    let mine: Vec<_> = left.iter().filter(|(target, ..)| *target == t.name).collect();
+    if mine.is_empty() {
+        return;
+    }
+    let mut rotations: Vec<String> = mine.iter().map(|l| l.2.clone()).collect();
+    rotations.sort();
+    rotations.dedup();
+    let containers = mine
+        .iter()
+        .map(|(_, name, _, state)| format!("{name} ({state})"))
+        .collect();
+    if t.id.is_none() {
+        t.state = "interrupted".into();
+        t.error = Some(format!(
+            "its swap ({}) was interrupted and it has no container under its name; the next rotation finishes or undoes it",
+            rotations.join(", ")
+        ));
+    }
+    t.matches_secret = t.matches_secret.map(|_| false);
+    t.interrupted = Some(Interrupted {
+        rotations,
+        containers,
+    });
+}
+
 /// A Swarm service: what its spec carries (the tasks follow it as Swarm rolls it out).
 async fn service(
     docker: &Docker,
@@ -202,4 +282,51 @@ async fn service(
         Err(e) => t.error = Some(describe(&e)),
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(target: &str, tag: &str, state: &str) -> (String, String, String, String) {
+        let name = format!("{target}-tr-{tag}-0d4336df");
+        (target.into(), name, "0d4336df".into(), state.into())
+    }
+
+    #[test]
+    fn a_target_with_leftovers_is_interrupted_until_settled() {
+        let found = [
+            left("bot-3", "old", "running"),
+            left("bot-3", "new", "created"),
+            left("bot-1", "done", "exited"),
+        ];
+        // No container under its name: its state says so, and it is a problem.
+        let mut lost = unknown("bot-3", "container");
+        lost.matches_secret = Some(false);
+        mark_interrupted(&mut lost, &found);
+        assert_eq!(lost.state, "interrupted");
+        assert!(lost.error.is_some());
+        let i = lost.interrupted.unwrap();
+        assert_eq!(i.rotations, ["0d4336df"]);
+        assert_eq!(
+            i.containers,
+            [
+                "bot-3-tr-old-0d4336df (running)",
+                "bot-3-tr-new-0d4336df (created)"
+            ]
+        );
+        // Under its name with the token, but a verified swap not finished: not current.
+        let mut done = unknown("bot-1", "container");
+        done.id = Some("c0ffee".into());
+        done.state = "running".into();
+        done.matches_secret = Some(true);
+        mark_interrupted(&mut done, &found);
+        assert_eq!(done.state, "running");
+        assert_eq!(done.matches_secret, Some(false));
+        assert!(done.interrupted.is_some() && done.error.is_none());
+        // Nothing left: as it was.
+        let mut fine = unknown("bot-2", "container");
+        mark_interrupted(&mut fine, &found);
+        assert!(fine.interrupted.is_none() && fine.state == "missing");
+    }
 }

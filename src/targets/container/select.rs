@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
 use super::{observe, ContainerConfig, ContainerTarget};
@@ -35,7 +34,7 @@ pub struct Selector {
 impl Selector {
     /// The label pairs a container must carry to be selected by label (none: no label
     /// selection).
-    fn required(&self) -> Vec<(String, String)> {
+    pub fn required(&self) -> Vec<(String, String)> {
         if self.labels.is_empty() {
             return Vec::new();
         }
@@ -108,28 +107,23 @@ impl Selector {
         if required.is_empty() {
             return Ok((out, given));
         }
-        let filter: Vec<String> = required.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let filters = HashMap::from([("label".to_string(), filter)]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let found = docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| EngineError::new("list the containers the --label selector names", e))?;
+        let found = super::interrupted::listed(docker, &required).await?;
         let own = own_container_id();
         let mut by_label: Vec<String> = found
             .into_iter()
             .filter(|c| c.id.is_none() || c.id != own)
             .filter_map(|c| {
-                c.names?
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
+                let name = super::interrupted::name_of(&c)?;
+                // A leftover of an interrupted swap stands for its target, which has no
+                // container under its name until the swap is finished or undone.
+                match super::interrupted::swap_of(&name, &c.labels.unwrap_or_default()) {
+                    Some((target, _)) => Some(target),
+                    None => Marker::parse(&name).is_none().then_some(name),
+                }
             })
-            .filter(|n| Marker::parse(n).is_none())
             .collect();
         by_label.sort();
+        by_label.dedup();
         for n in by_label {
             if !out.contains(&n) {
                 out.push(n);
