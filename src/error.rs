@@ -190,6 +190,19 @@ pub enum Error {
 impl Error {
     /// The outcome this error ends a rotation with (and so its exit code and labels).
     pub fn outcome(&self) -> Outcome {
+        // A call the socket refused (a proxy's 403) is a configuration error: not an
+        // outage to retry, not the token's fault. Whatever was changed was undone (a
+        // failed undo stays `rollback_failed`, retried until it is finished).
+        let undo_failed = matches!(
+            self,
+            Error::Step {
+                rollback: Rollback::Failed(_),
+                ..
+            }
+        );
+        if !undo_failed && crate::engine::refused::in_chain(self) {
+            return Outcome::BadTarget;
+        }
         match self {
             Error::Secret(_) | Error::Refused { .. } => Outcome::Rejected,
             Error::Inconclusive { .. } => Outcome::Inconclusive,
@@ -265,6 +278,43 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_refused_exec_is_a_configuration_error_named_by_method_and_path_never_an_outage() {
+        let answer = bollard::errors::Error::DockerResponseServerError {
+            status_code: 403,
+            message: "Request forbidden by administrative rules.".into(),
+        };
+        let refused = crate::engine::refused::refused(crate::engine::api::EXEC_CREATE, answer)
+            .expect("a 403 is a refusal");
+        let verify = crate::targets::container::verify::VerifyError::Refused(refused);
+        let e = Error::Step {
+            step: StepError {
+                cause: Box::new(verify),
+                ..step(false)
+            },
+            rollback: Rollback::Restored,
+        };
+        assert_eq!(e.outcome(), Outcome::BadTarget);
+        assert!(!e.outcome().is_retryable(), "not retried as an outage");
+        assert!(
+            e.to_string()
+                .contains("refused POST /containers/{id}/exec (403): allow exec"),
+            "{e}"
+        );
+        // An unwrapped 403 of any other call is one too; a 500 is not.
+        let plain = |status_code| {
+            Error::Target(TargetError::Engine(crate::engine::EngineError::new(
+                "inspect container bot",
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code,
+                    message: "forbidden".into(),
+                },
+            )))
+        };
+        assert_eq!(plain(403).outcome(), Outcome::BadTarget);
+        assert_eq!(plain(500).outcome(), Outcome::EngineUnavailable);
+    }
 
     #[test]
     fn every_outcome_has_a_distinct_label_and_a_documented_exit_code() {

@@ -4,10 +4,12 @@
 //! The engine is found the standard way (`DOCKER_HOST`, else the local unix socket) and
 //! the API version is negotiated down to what the engine speaks (1.41 and newer).
 
+pub mod api;
 pub mod backoff;
 pub mod labels;
 pub mod legacy;
 pub mod names;
+pub mod refused;
 pub mod version;
 
 use std::time::Duration;
@@ -19,6 +21,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 
 pub use backoff::{jittered, retrying, Backoff};
+pub use refused::Refused;
 
 /// Lowest Engine API version supported.
 pub const MIN_API: (usize, usize) = (1, 41);

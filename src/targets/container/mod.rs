@@ -15,6 +15,7 @@ pub mod apply;
 pub mod canary;
 pub mod commit;
 pub mod dependents;
+pub mod exec;
 pub mod interrupted;
 pub mod observe;
 pub mod order;

@@ -9,17 +9,16 @@
 
 use std::time::Duration;
 
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
 use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
-use futures_util::StreamExt;
 use tokio::time::Instant;
 
+use super::exec::{self, ExecError};
 use super::observe::env_value;
 use super::step::{self, failed};
 use super::ContainerConfig;
-use crate::engine::{describe, is_transport};
+use crate::engine::{describe, is_transport, Refused};
 use crate::secret::{Redactor, Token};
 use crate::targets::{fault, Change, Ctx, StepError};
 
@@ -93,6 +92,9 @@ pub enum VerifyError {
         /// Tail of its output, prefixed with ": ".
         output: String,
     },
+    /// The socket proxy refused an exec call: allow it, or run without --verify-exec.
+    #[error("{0}")]
+    Refused(#[source] Refused),
     /// The engine failed.
     #[error("engine error while verifying: {}", describe(.0))]
     Engine(#[source] bollard::errors::Error),
@@ -141,8 +143,10 @@ pub async fn verify(
     // Measure the settle period from the first time we see this run of the container.
     let mut seen_start: Option<(String, Instant)> = None;
     let mut was_unreachable = false;
+    let mut mode = exec::Mode::default();
     loop {
-        let checked = check_once(docker, id, token, cfg, redactor, &mut seen_start).await;
+        let checked =
+            check_once(docker, id, token, cfg, redactor, &mut seen_start, &mut mode).await;
         let (pending, unreachable) = match checked {
             Ok(()) => return Ok(()),
             Err(Check::Failed(e)) => return Err(e),
@@ -204,6 +208,7 @@ async fn check_once(
     cfg: &ContainerConfig,
     redactor: &Redactor,
     seen_start: &mut Option<(String, Instant)>,
+    mode: &mut exec::Mode,
 ) -> Result<(), Check> {
     let info = docker
         .inspect_container(id, None::<InspectContainerOptions>)
@@ -215,7 +220,7 @@ async fn check_once(
     running_for_settle(&info, cfg.settle, seen_start, redactor)?;
     healthy(&info, redactor)?;
     if let Some(cmd) = &cfg.verify_exec {
-        run_exec(docker, id, cmd, redactor).await?;
+        run_exec(docker, id, cmd, cfg, mode, redactor).await?;
     }
     Ok(())
 }
@@ -313,55 +318,21 @@ async fn run_exec(
     docker: &Docker,
     id: &str,
     cmd: &[String],
+    cfg: &ContainerConfig,
+    mode: &mut exec::Mode,
     redactor: &Redactor,
 ) -> Result<(), Check> {
-    let engine = engine_check;
-    let exec = docker
-        .create_exec(
-            id,
-            CreateExecOptions {
-                cmd: Some(cmd.to_vec()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(engine)?;
-    let mut output = Vec::new();
-    if let StartExecResults::Attached {
-        output: mut stream, ..
-    } = docker.start_exec(&exec.id, None).await.map_err(engine)?
-    {
-        while let Some(chunk) = stream.next().await {
-            let Ok(chunk) = chunk else { break };
-            output.extend_from_slice(&chunk.into_bytes());
-            if output.len() > 64 * 1024 {
-                output.drain(..output.len() - 64 * 1024);
-            }
-        }
-    }
-    let inspect = docker.inspect_exec(&exec.id).await.map_err(engine)?;
-    let code = inspect.exit_code.unwrap_or(-1);
+    let finished = match exec::run(docker, id, cmd, mode, cfg.verify_timeout).await {
+        Ok(f) => f,
+        Err(ExecError::Engine(e)) => return Err(engine_check(e)),
+        Err(ExecError::Refused(r)) => return Err(Check::Failed(VerifyError::Refused(r))),
+        Err(still @ ExecError::StillRunning(_)) => return Err(Check::Pending(still.to_string())),
+    };
+    let code = finished.code;
     if code == 0 {
         return Ok(());
     }
-    // The buffer limit may have cut a token in half: the redactor removes pieces too.
-    let text = redactor.redact(&String::from_utf8_lossy(&output));
-    let tail: String = text
-        .trim()
-        .chars()
-        .rev()
-        .take(300)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let output = if tail.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", tail.replace('\n', " | "))
-    };
+    let output = tail(&finished.output, redactor);
     // 126 and 127 are the runtime saying the command cannot be run: fail now. Any other
     // failure is retried: the bot may still be starting.
     let why = match code {
@@ -378,4 +349,24 @@ async fn run_exec(
         why,
         output,
     }))
+}
+
+/// The redacted tail of an exec's output, prefixed with ": " (empty when there is none).
+fn tail(output: &[u8], redactor: &Redactor) -> String {
+    // The buffer limit may have cut a token in half: the redactor removes pieces too.
+    let text = redactor.redact(&String::from_utf8_lossy(output));
+    let tail: String = text
+        .trim()
+        .chars()
+        .rev()
+        .take(300)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tail.replace('\n', " | "))
+    }
 }
