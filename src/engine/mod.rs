@@ -5,6 +5,7 @@
 //! the API version is negotiated down to what the engine speaks (1.41 and newer).
 
 pub mod backoff;
+pub mod dialect;
 pub mod labels;
 pub mod legacy;
 pub mod names;
