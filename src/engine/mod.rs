@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod dialect;
 pub mod labels;
 pub mod legacy;
 pub mod names;

@@ -22,7 +22,7 @@ use super::step::{self, engine_at, failed, point};
 use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
-use crate::engine::{api_version, describe, rename, short, start, stop};
+use crate::engine::{describe, dialect, rename, short, start, stop};
 use crate::targets::{Change, Ctx, Observed, StepError};
 
 /// Creates, sets aside, renames, stops and starts. Returns the change for verify and commit.
@@ -99,9 +99,9 @@ async fn create(
         (labels::OLD_RUNNING, seen.running.to_string()),
     ];
     point(name, step::CREATE, "before-create").await?;
-    let api = api_version(docker);
+    let dialect = dialect::of(docker).await;
     let env = Some((cfg.env_var.as_str(), ctx.token.expose()));
-    let spec = replacement(old, &image, env, &labels, api)
+    let spec = replacement(old, &image, env, &labels, dialect)
         .map_err(|e| failed(name, step::PREPARE, false, e))?;
     let new_name = Marker::New.name(name, ctx.rotation);
     let created = spec::create(docker, &new_name, spec.body, spec.legacy_mac.as_deref())

@@ -24,7 +24,7 @@ use super::spec::{self, image_ref, now_rfc3339, replacement};
 use super::step::{self, failed, undo_error, undoing, Redacted};
 use crate::engine::names::Marker;
 use crate::engine::EngineError;
-use crate::engine::{api_version, describe, inspect, is_transport, labels};
+use crate::engine::{describe, dialect, inspect, is_transport, labels};
 use crate::engine::{remove_keep_volumes as remove, rename, retrying, short, start, stop};
 use crate::targets::{Ctx, DependentChange, StepError, TargetError, UndoError};
 
@@ -295,7 +295,8 @@ async fn create_copy(
     ];
     // The same image by name when the name still points at it, else by ID.
     let (image, _) = image_ref(docker, old).await;
-    let mut spec = replacement(old, &image, None, &labels, api_version(docker))
+    let dialect = dialect::of(docker).await;
+    let mut spec = replacement(old, &image, None, &labels, dialect)
         .map_err(|e| failed(target, step::PREPARE, false, e))?;
     if let Some(h) = spec.body.host_config.as_mut() {
         repoint(h, new_target);

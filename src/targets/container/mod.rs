@@ -14,6 +14,7 @@
 pub mod apply;
 pub mod canary;
 pub mod commit;
+pub mod compat;
 pub mod dependents;
 pub mod exec;
 pub mod interrupted;

@@ -21,11 +21,9 @@ use bollard::models::{
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 
+use super::compat;
+use crate::engine::dialect::Dialect;
 use crate::engine::{legacy, short};
-
-/// The first Engine API that creates a container on several networks at once and keeps
-/// the MAC address on each endpoint.
-pub const MULTI_NETWORK_API: (usize, usize) = (1, 44);
 
 /// The create body of the replacement, and the networks to connect before it starts.
 /// Its `Debug` shows neither: the body's env holds the new token.
@@ -66,13 +64,13 @@ pub enum SpecError {
 
 /// Builds the replacement of `old`: same configuration from image `image`, with
 /// `env = (VAR, value)` replaced (or appended; `None`: the env unchanged, for a container
-/// that shares a target's namespaces) and `labels` added.
+/// that shares a target's namespaces) and `labels` added, for the engine `dialect` names.
 pub fn replacement(
     old: &ContainerInspectResponse,
     image: &str,
     env: Option<(&str, &str)>,
     labels: &[(&str, String)],
-    api: (usize, usize),
+    dialect: Dialect,
 ) -> Result<Replacement, SpecError> {
     let id = old.id.clone().unwrap_or_default();
     let short_id: String = id.chars().take(12).collect();
@@ -95,14 +93,19 @@ pub fn replacement(
         all_labels.insert((*k).to_string(), v.clone());
     }
 
+    let hostname = config.hostname.clone();
     leave_out_generated(&mut config, &host, &short_id);
+    if config.hostname.is_none() {
+        compat::generated_hostname_env(&mut env_list, hostname.as_deref());
+    }
+    compat::ulimit_names(&mut host);
     host.links = host
         .links
         .map(|l| l.iter().map(|s| create_link(s)).collect());
     reattach_anonymous_volumes(old, &mut host);
     pin_ephemeral_ports(old, &mut host);
 
-    let (networking_config, extra_networks, legacy_mac) = networks(old, &host, &short_id, api);
+    let (networking_config, extra_networks, legacy_mac) = networks(old, &host, &short_id, dialect);
 
     let body = create_body(config, image, env_list, all_labels, host, networking_config);
     Ok(Replacement {
@@ -292,7 +295,7 @@ fn networks(
     old: &ContainerInspectResponse,
     host: &HostConfig,
     short_id: &str,
-    api: (usize, usize),
+    dialect: Dialect,
 ) -> (
     Option<NetworkingConfig>,
     Vec<(String, EndpointSettings)>,
@@ -311,7 +314,7 @@ fn networks(
     };
     let mut names: Vec<&String> = nets.keys().collect();
     names.sort();
-    let primary_name = if mode == "default" { "bridge" } else { mode };
+    let primary_name = compat::primary_network(mode, dialect);
     // network_mode may hold a network ID rather than its name.
     let primary = names
         .iter()
@@ -325,14 +328,14 @@ fn networks(
             })
         })
         .copied();
-    let multi = api >= MULTI_NETWORK_API;
+    let multi = compat::all_networks_at_create(dialect);
     let mut endpoints = HashMap::new();
     let mut extra = Vec::new();
     let mut legacy_mac = None;
     for name in names {
         let old_ep = &nets[name.as_str()];
         let mut ep = endpoint(old_ep, short_id);
-        let mac = user_mac(old_ep);
+        let mac = user_mac(old_ep).filter(|_| compat::macs_are_kept(dialect));
         if multi {
             ep.mac_address = mac;
             endpoints.insert(name.clone(), ep);
@@ -469,7 +472,7 @@ mod tests {
             "img",
             Some(("TOK", "sk-ant-oat01-SECRETSECRETSECRET")),
             &[],
-            (1, 41),
+            Dialect::docker((1, 41)),
         )
         .unwrap();
         let dbg = format!("{r:?}");

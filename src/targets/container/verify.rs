@@ -286,6 +286,9 @@ fn healthy(info: &ContainerInspectResponse, redactor: &Redactor) -> Result<(), C
     let Some(health) = info.state.as_ref().and_then(|s| s.health.as_ref()) else {
         return Ok(()); // no healthcheck
     };
+    if super::compat::without_healthcheck(health) {
+        return Ok(());
+    }
     match health.status {
         Some(HealthStatusEnum::HEALTHY) | Some(HealthStatusEnum::NONE) | None => Ok(()),
         Some(HealthStatusEnum::UNHEALTHY) => {
