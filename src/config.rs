@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::secret::TokenFormat;
 use crate::telemetry::logging::LogFormat;
-use crate::telemetry::webhook::WebhookUrl;
+use crate::telemetry::notify::generic::WebhookUrl;
+use crate::telemetry::notify::NotifyUrl;
 
 /// Default secret file: where Docker mounts a secret named `claude_oauth_token`.
 pub const DEFAULT_SECRET_FILE: &str = "/run/secrets/claude_oauth_token";
@@ -328,6 +329,13 @@ pub struct RunArgs {
     #[arg(long, env = "TOKEN_ROTATOR_NOTIFY_WEBHOOK", hide_env_values = true, value_parser = webhook_url, value_name = "URL")]
     pub notify_webhook: Option<WebhookUrl>,
 
+    /// Announce events to a notifier, by URL in the shoutrrr style: ntfy://, discord://,
+    /// slack://, mattermost://, telegram://, teams://, smtp://, generic+https://; `?events=`
+    /// limits it to some events (repeat, or a space- or comma-separated list in the env var).
+    /// The URL is a credential: it is never printed.
+    #[arg(long, env = "TOKEN_ROTATOR_NOTIFY", hide_env_values = true, value_parser = notify_list, value_name = "URL")]
+    pub notify: Vec<NotifyList>,
+
     /// On SIGTERM, how long a swap in progress may take to finish or roll back (and webhook
     /// deliveries to drain), in seconds.
     #[arg(long, default_value = "90", env = "TOKEN_ROTATOR_SHUTDOWN_TIMEOUT", value_parser = seconds, value_name = "SECS")]
@@ -504,6 +512,54 @@ pub fn http_url(s: &str) -> Result<reqwest::Url, String> {
     }
 }
 
+/// One `--notify` value, or the whole `TOKEN_ROTATOR_NOTIFY`: URLs separated by white space,
+/// or by commas before a scheme (a comma inside a URL, as in `?to=a,b`, stays).
+#[derive(Debug, Clone)]
+pub struct NotifyList(pub Vec<NotifyUrl>);
+
+/// Parses a list of notifier URLs; the error names the URL's place, never the URL.
+pub fn notify_list(s: &str) -> Result<NotifyList, String> {
+    let parts = split_notify_list(s);
+    if parts.is_empty() {
+        return Err("is empty: give a notifier URL".into());
+    }
+    let many = parts.len() > 1;
+    let mut out = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        match NotifyUrl::parse(part) {
+            Ok(u) => out.push(u),
+            Err(e) if many => return Err(format!("URL {} of the list: {e}", i + 1)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(NotifyList(out))
+}
+
+/// Splits at white space, and at a comma followed by `scheme://`.
+pub fn split_notify_list(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for word in s.split_whitespace() {
+        let mut start = 0;
+        for (i, _) in word.match_indices(',') {
+            let rest = &word[i + 1..];
+            let scheme = rest.split_once("://").map(|(p, _)| p);
+            let is_scheme = scheme.is_some_and(|p| {
+                !p.is_empty()
+                    && p.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            });
+            if is_scheme {
+                out.push(word[start..i].to_string());
+                start = i + 1;
+            }
+        }
+        out.push(word[start..].to_string());
+    }
+    out.retain(|p| !p.is_empty());
+    out
+}
+
 fn webhook_url(s: &str) -> Result<WebhookUrl, String> {
     WebhookUrl::parse(s)
 }
@@ -576,6 +632,58 @@ mod tests {
         let hook = parse("run", &["--notify-webhook", "mailto:secret@example.com"]);
         assert!(hook.contains("--notify-webhook"), "{hook}");
         assert!(parse("run", &["--debounce=-2"]).contains("--debounce"));
+    }
+
+    #[test]
+    fn a_notify_list_splits_at_spaces_and_at_commas_before_a_scheme() {
+        let got = split_notify_list(
+            "ntfy://h/t,smtp://m:25/?from=a@b.c&to=d@e.f,g@h.i  discord://T@1\ngeneric+https://x/y",
+        );
+        assert_eq!(
+            got,
+            [
+                "ntfy://h/t",
+                "smtp://m:25/?from=a@b.c&to=d@e.f,g@h.i",
+                "discord://T@1",
+                "generic+https://x/y"
+            ]
+        );
+        let list = notify_list("ntfy://h/t telegram://1:A@telegram?chats=1,2").unwrap();
+        assert_eq!(list.0.len(), 2);
+        let e = notify_list("ntfy://h/t bogus://SECRETPART").unwrap_err();
+        assert!(
+            e.starts_with("URL 2 of the list") && !e.contains("SECRETPART"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn notify_urls_are_secrets_in_debug_and_help() {
+        let url = "ntfy://user:SECRETPART@ntfy.example.com/alerts";
+        let cli = Cli::try_parse_from([
+            "token-rotator",
+            "run",
+            "--container",
+            "a",
+            "--notify",
+            url,
+            "--notify",
+            "discord://SECRETPART@1",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("SECRETPART"));
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.notify.len(), 2);
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").unwrap();
+        std::env::set_var("TOKEN_ROTATOR_NOTIFY", url);
+        let help = run.render_long_help().to_string();
+        std::env::remove_var("TOKEN_ROTATOR_NOTIFY");
+        assert!(!help.contains("SECRETPART"), "{help}");
+        assert!(help.contains("--notify <URL>"));
     }
 
     #[test]

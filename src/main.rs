@@ -69,7 +69,7 @@ fn main() -> ExitCode {
 }
 
 /// clap's message, with the environment variable named when the bad value came from one,
-/// and a secret value (the webhook URL) hidden.
+/// and a secret value (a notifier or webhook URL) hidden.
 fn usage_error(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue};
     let mut text = e.render().to_string();
@@ -80,7 +80,7 @@ fn usage_error(e: &clap::Error) -> String {
         return text;
     };
     let flag = arg.split_whitespace().next().unwrap_or(arg);
-    let secret = flag == "--notify-webhook";
+    let secret = matches!(flag, "--notify-webhook" | "--notify");
     if secret && !value.is_empty() {
         text = text.replace(value.as_str(), "<hidden>");
     }

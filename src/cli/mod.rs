@@ -17,7 +17,7 @@ use crate::rotation::{Pipeline, RotationReport, Rotator, SecretSource};
 use crate::secret::read_token_async;
 use crate::targets::container::ContainerConfig;
 use crate::targets::Locker;
-use crate::telemetry::webhook::Webhook;
+use crate::telemetry::notify::{Notifiers, NotifyUrl};
 use crate::telemetry::Shared;
 use crate::validate::{Validator, ValidatorConfig, Verdict};
 use std::time::Duration;
@@ -149,12 +149,7 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             alert_after: args.retired_alert_after,
         },
         shutdown_timeout: args.shutdown_timeout,
-        webhook: args
-            .notify_webhook
-            .clone()
-            .map(Webhook::new)
-            .transpose()
-            .context("webhook client")?,
+        notifiers: notifiers(&args)?,
     };
     let shared = Arc::new(Shared::default());
     let _ = shared
@@ -210,6 +205,23 @@ fn open_state(
         }
     }
     Ok((Some(store), state))
+}
+
+/// The notifiers of `--notify-webhook` and `--notify` (and the test-only override of the
+/// fixed hosts, checked like a flag).
+fn notifiers(args: &RunArgs) -> anyhow::Result<Notifiers> {
+    let webhook = args.notify_webhook.clone().map(NotifyUrl::webhook);
+    let urls = args
+        .notify
+        .iter()
+        .flat_map(|l| l.0.iter().cloned())
+        .collect();
+    let var = crate::telemetry::notify::TEST_BASE_URL_VAR;
+    let base = match std::env::var(var) {
+        Ok(v) => Some(crate::config::http_url(&v).map_err(|e| anyhow::anyhow!("{var}: {e}"))?),
+        Err(_) => None,
+    };
+    Notifiers::new(webhook, urls, base).context("notifier client")
 }
 
 /// Connects to the engine, retrying with backoff while it cannot be reached (a sidecar

@@ -1,5 +1,5 @@
 //! Runs what the policy decides: reads the secret files, probes tokens, inspects a target,
-//! rotates, and tells (webhook, metrics, `/status`, log followers, timers). Each result goes
+//! rotates, and tells (notifiers, metrics, `/status`, log followers, timers). Each result goes
 //! back to the policy as an [`Input`]; nothing here decides.
 
 use std::collections::HashMap;
@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::policy::{rfc3339, Content};
+use super::policy::Content;
 use super::policy::{tokens::View, Action, Event, Input, Plan, Read, Record, Timer};
 use super::{logs, trigger, DaemonConfig, Shutdown};
 use crate::error::Outcome;
 use crate::rotation::{RotationReport, Rotator};
 use crate::secret::{read_token_async, Token, TokenFormat};
-use crate::telemetry::{webhook, Shared};
+use crate::telemetry::Shared;
 use crate::validate::Verdict;
 
 /// What running one action led to.
@@ -143,7 +143,7 @@ impl Shell {
     }
 
     /// The exit on a stop: what the last rotation brought is told (nothing new starts), and
-    /// webhook deliveries in flight get the shutdown timeout.
+    /// notifications in flight get the shutdown timeout.
     pub async fn stop(&mut self, last: Option<Vec<Action>>, view: View) {
         tracing::info!("stopping");
         for action in last.into_iter().flatten() {
@@ -152,9 +152,7 @@ impl Shell {
             }
         }
         self.publish(view);
-        if let Some(hook) = &self.cfg.webhook {
-            hook.drain(self.cfg.shutdown_timeout).await;
-        }
+        self.cfg.notifiers.drain(self.cfg.shutdown_timeout).await;
     }
 
     /// Runs an action that only tells (no result to feed back).
@@ -187,52 +185,13 @@ impl Shell {
     }
 
     fn announce(&self, event: Event) {
-        let Some(hook) = &self.cfg.webhook else {
+        if self.cfg.notifiers.is_empty() {
             return;
-        };
+        }
         let standby = self.cfg.standby.as_ref().map(|w| w.path.as_path());
-        hook.send_json(match event {
-            Event::Rotation(report) => webhook::event(&report),
-            Event::LiveTokenRejected {
-                fingerprint,
-                source,
-                answer,
-                targets,
-            } => webhook::live_token_rejected(fingerprint.as_str(), source, &answer, &targets),
-            Event::StandbyPromoted { old, new, report } => {
-                webhook::standby_promoted(old.as_str(), new.as_str(), &report)
-            }
-            Event::StandbyNeeded {
-                fingerprint,
-                reason,
-                live,
-            } => webhook::standby_needed(
-                fingerprint.as_str(),
-                standby,
-                &reason,
-                live.as_ref().map(|f| f.as_str()),
-            ),
-            Event::RetiredTokenDead {
-                fingerprint,
-                retired_at,
-                dead_at,
-                alive_for,
-            } => webhook::retired_token_dead(
-                fingerprint.as_str(),
-                &rfc3339(retired_at),
-                &rfc3339(dead_at),
-                alive_for.as_secs(),
-            ),
-            Event::RetiredTokenAlive {
-                fingerprint,
-                retired_at,
-                alive_for,
-            } => webhook::retired_token_alive(
-                fingerprint.as_str(),
-                &rfc3339(retired_at),
-                alive_for.as_secs(),
-            ),
-        });
+        self.cfg
+            .notifiers
+            .announce(super::notice::notice(event, standby));
     }
 
     fn record(&self, record: Record) {

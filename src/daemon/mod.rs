@@ -11,11 +11,12 @@
 //! the policy that it is quiet ([`policy::Input::Drained`]): the moment for one look at the
 //! targets. On shutdown, work that changes nothing (reads, probes, inspections) is cut
 //! short; a rotation in progress may finish or roll back within `--shutdown-timeout`, and
-//! webhook deliveries in flight are drained within the same bound.
+//! notifications in flight are drained within the same bound.
 
 pub mod events;
 mod execute;
 pub mod logs;
+pub mod notice;
 pub mod policy;
 pub mod signal;
 pub mod store;
@@ -31,7 +32,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::rotation::Rotator;
-use crate::telemetry::webhook::Webhook;
+use crate::telemetry::notify::Notifiers;
 use crate::telemetry::Shared;
 use execute::{Shell, Step};
 use policy::{Action, Clock, Input, Policy};
@@ -49,8 +50,8 @@ pub struct DaemonConfig {
     pub standby: Option<WatchConfig>,
     /// Bound for a rotation in progress at shutdown.
     pub shutdown_timeout: Duration,
-    /// Where to post events.
-    pub webhook: Option<Webhook>,
+    /// Where events are announced (`--notify-webhook`, `--notify`).
+    pub notifiers: Notifiers,
     /// How often the live token is probed (`None`: never).
     pub live_probe_interval: Option<Duration>,
     /// Patterns of a rejected token in the targets' logs (`None`: logs are not followed).

@@ -1,14 +1,14 @@
 //! What the rotator tells the outside: [`logging`] (tracing, with dependencies kept from
 //! printing container env), [`metrics`] (Prometheus, in the text format [`exposition`]
 //! picks for each scraper), [`status`] (each target as the engine shows it), [`http`] (the
-//! daemon's endpoints) and [`webhook`] (events).
+//! daemon's endpoints) and [`notify`] (notifiers by URL, the webhook among them).
 
 pub mod exposition;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod status;
-pub mod webhook;
 
 use std::sync::{Arc, OnceLock, RwLock};
 

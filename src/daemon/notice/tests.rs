@@ -1,0 +1,127 @@
+//! Every event gives a notice with a known name, a severity, one title line and a body
+//! that carries them; fingerprints only.
+
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::secret::Fingerprint;
+use crate::telemetry::notify::EVENTS;
+
+fn report(outcome: Outcome) -> Box<RotationReport> {
+    let mut r = RotationReport::new("r1".into(), Some(&Fingerprint::of("new")));
+    r.outcome = outcome;
+    r.error = (outcome != Outcome::Rotated).then(|| "it failed".to_string());
+    Box::new(r)
+}
+
+fn every_event() -> Vec<Event> {
+    let fp = || Fingerprint::of("tok");
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut events: Vec<Event> = [
+        Outcome::Rotated,
+        Outcome::Rejected,
+        Outcome::CanaryFailed,
+        Outcome::RolledBack,
+        Outcome::RollbackFailed,
+        Outcome::BadTarget,
+        Outcome::EngineUnavailable,
+        Outcome::Busy,
+        Outcome::Inconclusive,
+        Outcome::Interrupted,
+    ]
+    .into_iter()
+    .map(|o| Event::Rotation(report(o)))
+    .collect();
+    events.extend([
+        Event::LiveTokenRejected {
+            fingerprint: fp(),
+            source: "logs",
+            answer: "invalid (HTTP 401)".into(),
+            targets: vec!["bot".into()],
+        },
+        Event::StandbyPromoted {
+            old: fp(),
+            new: Fingerprint::of("new"),
+            report: report(Outcome::Rotated),
+        },
+        Event::StandbyNeeded {
+            fingerprint: fp(),
+            reason: "no standby token".into(),
+            live: None,
+        },
+        Event::StandbyNeeded {
+            fingerprint: fp(),
+            reason: "promoted".into(),
+            live: Some(fp()),
+        },
+        Event::RetiredTokenDead {
+            fingerprint: fp(),
+            retired_at: at,
+            dead_at: at + Duration::from_secs(60),
+            alive_for: Duration::from_secs(60),
+        },
+        Event::RetiredTokenAlive {
+            fingerprint: fp(),
+            retired_at: at,
+            alive_for: Duration::from_secs(3600),
+        },
+    ]);
+    events
+}
+
+#[test]
+fn every_notice_is_a_known_event_with_its_fields_in_the_body() {
+    let mut seen = std::collections::BTreeSet::new();
+    for event in every_event() {
+        let n = notice(event, None);
+        assert!(EVENTS.contains(&n.event), "{} is not in EVENTS", n.event);
+        assert_eq!(n.body["event"], n.event);
+        assert_eq!(n.body["severity"], n.severity.label());
+        assert_eq!(n.body["title"], n.title.as_str());
+        assert_eq!(n.body["text"], n.text.as_str());
+        assert!(
+            !n.title.contains('\n') && n.title.starts_with("token-rotator: "),
+            "{}",
+            n.title
+        );
+        seen.insert(n.event);
+    }
+    let all: std::collections::BTreeSet<_> = EVENTS.iter().copied().collect();
+    assert_eq!(seen, all, "every event name has a notice");
+}
+
+#[test]
+fn failed_rotations_are_rotation_failed_with_what_to_do() {
+    for (outcome, severity) in [
+        (Outcome::RolledBack, Severity::Warning),
+        (Outcome::RollbackFailed, Severity::Critical),
+        (Outcome::BadTarget, Severity::Warning),
+        (Outcome::EngineUnavailable, Severity::Warning),
+    ] {
+        let n = notice(Event::Rotation(report(outcome)), None);
+        assert_eq!((n.event, n.severity), ("rotation_failed", severity));
+        assert_eq!(n.body["outcome"], outcome.label());
+        assert!(n.text.contains("What to do:"), "{}", n.text);
+    }
+    let n = notice(Event::Rotation(report(Outcome::Rotated)), None);
+    assert_eq!((n.event, n.severity), ("rotation", Severity::Info));
+}
+
+#[test]
+fn standby_needed_is_critical_only_while_the_bots_are_down() {
+    let fp = Fingerprint::of("tok");
+    let down = Event::StandbyNeeded {
+        fingerprint: fp.clone(),
+        reason: "none".into(),
+        live: None,
+    };
+    let n = notice(down, Some(Path::new("/run/secrets/standby")));
+    assert_eq!(n.severity, Severity::Critical);
+    assert!(n.text.contains("/run/secrets/standby"));
+    let up = Event::StandbyNeeded {
+        fingerprint: fp.clone(),
+        reason: "promoted".into(),
+        live: Some(fp),
+    };
+    assert_eq!(notice(up, None).severity, Severity::Warning);
+}
