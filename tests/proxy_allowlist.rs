@@ -141,8 +141,6 @@ fn the_daemon_rotates_reconciles_and_follows_logs_through_the_proxy() {
         "2",
         "--live-probe-interval",
         "0",
-        "--verify-exec",
-        "/fake-bot check",
     ];
     let d = HostDaemon::start(&scope, &args, &[("DOCKER_HOST", host.as_str())]);
     d.wait_for_first_rotation();
@@ -158,16 +156,11 @@ fn the_daemon_rotates_reconciles_and_follows_logs_through_the_proxy() {
     );
 
     let rotated = "token_rotator_rotations_total{outcome=\"rotated\"}";
-    assert!(wait_until(10.0, || support::metric(&d.get("/metrics").1, rotated) == Some(1.0)));
+    assert!(wait_until(10.0, || support::metric(
+        &d.get("/metrics").1,
+        rotated
+    ) == Some(1.0)));
     std::thread::sleep(std::time::Duration::from_secs(1));
-
-    // The bot re-run by hand without its token (the events trigger).
-    support::rerun_without_token(&scope, &bot);
-    assert!(
-        wait_until(30.0, || carries(&fresh)),
-        "recreated bot: {}",
-        d.logs()
-    );
 
     // A rejection in the bot's logs: the standby takes over.
     let spare = accepted(&api);
@@ -179,13 +172,33 @@ fn the_daemon_rotates_reconciles_and_follows_logs_through_the_proxy() {
         "{}",
         d.logs()
     );
+    let streams = "token_rotator_log_streams";
+    assert!(wait_until(10.0, || support::metric(
+        &d.get("/metrics").1,
+        streams
+    ) == Some(1.0)));
     api.set(&fresh, Behaviour::Revoked);
     assert!(
         wait_until(40.0, || carries(&spare)),
         "log rejection: {}",
         d.logs()
     );
-    assert_eq!(status()["live"]["source"], "standby");
+    assert!(
+        wait_until(20.0, || status()["live"]["source"] == "standby"),
+        "{}",
+        d.logs()
+    );
+    // Let the promotion's swap finish (its old container removed) before the re-run.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // The bot re-run by hand without its token (the events trigger).
+    support::rerun_without_token(&scope, &bot);
+    assert!(
+        wait_until(30.0, || carries(&spare)),
+        "recreated bot: {}",
+        d.logs()
+    );
+
     drop(d);
     assert_only_allowed(&proxy);
 }
