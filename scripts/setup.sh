@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers and docker-compose, curl and haproxy are installed (Debian's
-# packages docker.io, docker-compose, curl). Called by both README commands
+# packages docker.io, docker-compose, curl, haproxy). Called by both README commands
 # (examples/demo.sh and scripts/test.sh) and by CI; you never need to run it by hand.
 # Idempotent and quick (about a second) when everything is already there. Needs root (or
 # sudo) only when something must be installed or started; fails loudly when it cannot.
