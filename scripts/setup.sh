@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine answers and docker-compose and curl are installed (Debian's
-# packages docker.io, docker-compose, curl). Called by both README commands
+# Makes sure a Docker engine answers and docker-compose, curl and haproxy are installed (Debian's
+# packages docker.io, docker-compose, curl, haproxy). Called by both README commands
 # (examples/demo.sh and scripts/test.sh) and by CI; you never need to run it by hand.
 # Idempotent and quick (about a second) when everything is already there. Needs root (or
 # sudo) only when something must be installed or started; fails loudly when it cannot.
@@ -36,10 +36,13 @@ missing=()
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# haproxy: the filtering socket proxy of tests/proxy_allowlist.rs.
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 for tool in docker docker-compose curl; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is still not on PATH after installing it"
 done
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || die "haproxy is still not installed after installing it"
 
 # 2. The engine: nothing to do when it answers (the usual case).
 if ! engine_answers; then

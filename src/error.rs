@@ -287,7 +287,7 @@ mod tests {
         };
         let refused = crate::engine::refused::refused(crate::engine::api::EXEC_CREATE, answer)
             .expect("a 403 is a refusal");
-        let verify = crate::targets::container::verify::VerifyError::Refused(refused);
+        let verify = crate::targets::container::verify::VerifyError::Refused(Box::new(refused));
         let e = Error::Step {
             step: StepError {
                 cause: Box::new(verify),

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod engine;
+pub mod haproxy;
 pub mod proxy;
 pub mod recorder;
 pub mod updates;

@@ -94,7 +94,7 @@ pub enum VerifyError {
     },
     /// The socket proxy refused an exec call: allow it, or run without --verify-exec.
     #[error("{0}")]
-    Refused(#[source] Refused),
+    Refused(#[source] Box<Refused>),
     /// The engine failed.
     #[error("engine error while verifying: {}", describe(.0))]
     Engine(#[source] bollard::errors::Error),
@@ -328,7 +328,7 @@ async fn run_exec(
     let finished = match exec::run(docker, id, cmd, mode, cfg.verify_timeout).await {
         Ok(f) => f,
         Err(ExecError::Engine(e)) => return Err(engine_check(e)),
-        Err(ExecError::Refused(r)) => return Err(Check::Failed(VerifyError::Refused(r))),
+        Err(ExecError::Refused(r)) => return Err(Check::Failed(VerifyError::Refused(Box::new(r)))),
         Err(still @ ExecError::StillRunning(_)) => return Err(Check::Pending(still.to_string())),
     };
     let code = finished.code;
