@@ -68,7 +68,7 @@ pub fn without_healthcheck(health: &Health) -> bool {
     matches!(
         health.status,
         None | Some(HealthStatusEnum::EMPTY) | Some(HealthStatusEnum::NONE)
-    ) && health.log.as_ref().is_none_or(|l| l.is_empty())
+    ) && health.log.as_ref().map_or(true, |l| l.is_empty())
 }
 
 #[cfg(test)]

@@ -225,6 +225,8 @@ async fn check_once(
     Ok(())
 }
 
+// A check's failure is built once per verification, not in a hot path.
+#[allow(clippy::result_large_err)]
 fn running_for_settle(
     info: &ContainerInspectResponse,
     settle: Duration,
@@ -282,6 +284,7 @@ fn running_for_settle(
     Ok(())
 }
 
+#[allow(clippy::result_large_err)]
 fn healthy(info: &ContainerInspectResponse, redactor: &Redactor) -> Result<(), Check> {
     let Some(health) = info.state.as_ref().and_then(|s| s.health.as_ref()) else {
         return Ok(()); // no healthcheck
