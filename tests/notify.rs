@@ -95,6 +95,33 @@ fn every_scheme_speaks_its_wire_format() {
         eprintln!("--- {} {}\n{}", g.method, g.path, g.body);
     }
 
+    assert_http_wire_formats(&got);
+
+    let mail = &smtp.messages()[0];
+    eprintln!("--- mail\n{mail}");
+    assert!(
+        mail.contains("X-Rcpt: ops@example.com,oncall@example.com"),
+        "{mail}"
+    );
+    assert!(mail.contains("From: rotator@example.com"), "{mail}");
+    assert!(
+        mail.contains("Subject: token-rotator: rotation to token"),
+        "{mail}"
+    );
+
+    let logs = d.logs();
+    assert!(
+        support::wait_until(15.0, || d.logs().contains("notifier 9 (ntfy) failed")),
+        "{}",
+        d.logs()
+    );
+    for cred in CREDENTIALS {
+        assert!(!d.logs().contains(cred), "a log line shows {cred}:\n{logs}");
+    }
+}
+
+/// Each HTTP service's request, as that service expects it.
+fn assert_http_wire_formats(got: &[Got]) {
     let ntfy_req = got
         .iter()
         .find(|g| g.path == "/")
@@ -114,7 +141,7 @@ fn every_scheme_speaks_its_wire_format() {
     );
     assert!(ntfy_req.headers["authorization"].starts_with("Basic "));
 
-    let discord = one(&got, "/api/webhooks/693853386302554172/DiscordTokenSecret").json();
+    let discord = one(got, "/api/webhooks/693853386302554172/DiscordTokenSecret").json();
     assert!(discord["content"]
         .as_str()
         .unwrap()
@@ -124,7 +151,7 @@ fn every_scheme_speaks_its_wire_format() {
         .unwrap()
         .contains("What to do"));
 
-    let slack = one(&got, &format!("/services/T00000000/B00000000/{SLACK_X}")).json();
+    let slack = one(got, &format!("/services/T00000000/B00000000/{SLACK_X}")).json();
     assert!(
         slack["text"]
             .as_str()
@@ -134,7 +161,7 @@ fn every_scheme_speaks_its_wire_format() {
     );
     assert_eq!(slack["channel"], "ops");
 
-    let mm = one(&got, "/hooks/mmTokenSecret").json();
+    let mm = one(got, "/hooks/mmTokenSecret").json();
     assert_eq!(
         (mm["username"].as_str(), mm["channel"].as_str()),
         (Some("bob"), Some("ops"))
@@ -159,7 +186,7 @@ fn every_scheme_speaks_its_wire_format() {
     assert_eq!(teams["@type"], "MessageCard");
     assert!(teams["title"].as_str().unwrap().contains("bad target"));
 
-    let generic = one(&got, "/genericPathSecret?k=v");
+    let generic = one(got, "/genericPathSecret?k=v");
     assert_eq!(
         generic.path, "/genericPathSecret?k=v",
         "our ?events= is not forwarded"
@@ -170,28 +197,6 @@ fn every_scheme_speaks_its_wire_format() {
         (Some("rotation_failed"), Some("bad_target"))
     );
     assert_eq!(body["severity"], "warning");
-
-    let mail = &smtp.messages()[0];
-    eprintln!("--- mail\n{mail}");
-    assert!(
-        mail.contains("X-Rcpt: ops@example.com,oncall@example.com"),
-        "{mail}"
-    );
-    assert!(mail.contains("From: rotator@example.com"), "{mail}");
-    assert!(
-        mail.contains("Subject: token-rotator: rotation to token"),
-        "{mail}"
-    );
-
-    let logs = d.logs();
-    assert!(
-        support::wait_until(15.0, || d.logs().contains("notifier 9 (ntfy) failed")),
-        "{}",
-        d.logs()
-    );
-    for cred in CREDENTIALS {
-        assert!(!d.logs().contains(cred), "a log line shows {cred}:\n{logs}");
-    }
 }
 
 #[test]
