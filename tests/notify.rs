@@ -179,7 +179,7 @@ fn assert_http_wire_formats(got: &[Got]) {
     assert_eq!(chats, ["-1001234", "@ops"]);
 
     let teams = one(
-        &got,
+        got,
         &format!("/webhookb2/{TEAMS_G}@{TEAMS_T}/IncomingWebhook/"),
     )
     .json();

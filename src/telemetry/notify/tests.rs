@@ -254,7 +254,7 @@ fn errors_and_debug_never_show_the_url() {
         format!("telegram://1:{secret}@telegram"),
         format!("smtp://u:{secret}@h:25/?from=x"),
         format!("nope://{secret}"),
-        format!("{secret}"),
+        secret.to_string(),
         format!("generic+ftp://{secret}"),
     ] {
         assert!(!err(&url).contains(secret), "{url}: {}", err(&url));
