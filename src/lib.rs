@@ -17,7 +17,8 @@
 //! - [`daemon`]: `run`: every input (secret and standby files, engine events, bot logs,
 //!   timers) goes to one pure state machine, [`daemon::policy::Policy`], whose actions (read,
 //!   probe, rotate, announce, publish, schedule) the loop executes.
-//! - [`telemetry`]: logs, metrics, webhook, status and the daemon's endpoints.
+//! - [`telemetry`]: logs, metrics, notifiers by URL (the webhook among them), status and the
+//!   daemon's endpoints; what a person is told is built in [`daemon::notice`].
 //! - [`config`] parses the command line once into typed values; [`cli`] runs a command.
 
 pub mod cli;

@@ -23,23 +23,7 @@ pub fn notice(event: Event, standby: Option<&Path>) -> Notice {
             source,
             answer,
             targets,
-        } => {
-            let fp = fingerprint.as_str();
-            let text = format!(
-                "token-rotator: the live token {fp} was rejected by the API ({answer}), noticed \
-                 from {source}; the bots {} cannot authenticate. A valid standby is deployed if \
-                 there is one; else write a new token (claude setup-token) into the secret file.",
-                targets.join(", ")
-            );
-            let body = json!({ "fingerprint": fp, "source": source, "answer": answer, "targets": targets });
-            make(
-                "live_token_rejected",
-                Severity::Critical,
-                format!("token-rotator: the live token {fp} was rejected"),
-                text,
-                body,
-            )
-        }
+        } => live_token_rejected(fingerprint.as_str(), source, &answer, &targets),
         Event::StandbyPromoted { old, new, report } => {
             let (old, new) = (old.as_str(), new.as_str());
             let text = format!(
@@ -95,27 +79,38 @@ pub fn notice(event: Event, standby: Option<&Path>) -> Notice {
             fingerprint,
             retired_at,
             alive_for,
-        } => {
-            let (fp, at, alive) = (
-                fingerprint.as_str(),
-                rfc3339(retired_at),
-                alive_for.as_secs(),
-            );
-            let text = format!(
-                "token-rotator: the retired token {fp} still works {alive} s after it was \
-                 retired ({at}): whoever holds it can still use the subscription. Revoke it at \
-                 claude.ai (settings, Claude Code); it is watched until the API rejects it."
-            );
-            let body = json!({ "fingerprint": fp, "retired_at": at, "alive_for_seconds": alive });
-            make(
-                "retired_token_alive",
-                Severity::Warning,
-                format!("token-rotator: the retired token {fp} still works: revoke it"),
-                text,
-                body,
-            )
-        }
+        } => retired_token_alive(fingerprint.as_str(), retired_at, alive_for),
     }
+}
+
+/// `live_token_rejected`: the API rejected the token the targets run on.
+fn live_token_rejected(fp: &str, source: &str, answer: &str, targets: &[String]) -> Notice {
+    let text = format!(
+        "token-rotator: the live token {fp} was rejected by the API ({answer}), noticed \
+         from {source}; the bots {} cannot authenticate. A valid standby is deployed if \
+         there is one; else write a new token (claude setup-token) into the secret file.",
+        targets.join(", ")
+    );
+    let body = json!({ "fingerprint": fp, "source": source, "answer": answer, "targets": targets });
+    let title = format!("token-rotator: the live token {fp} was rejected");
+    make("live_token_rejected", Severity::Critical, title, text, body)
+}
+
+/// `retired_token_alive`: a retired token still works long after its retirement.
+fn retired_token_alive(
+    fp: &str,
+    retired_at: std::time::SystemTime,
+    alive_for: std::time::Duration,
+) -> Notice {
+    let (at, alive) = (rfc3339(retired_at), alive_for.as_secs());
+    let text = format!(
+        "token-rotator: the retired token {fp} still works {alive} s after it was \
+         retired ({at}): whoever holds it can still use the subscription. Revoke it at \
+         claude.ai (settings, Claude Code); it is watched until the API rejects it."
+    );
+    let body = json!({ "fingerprint": fp, "retired_at": at, "alive_for_seconds": alive });
+    let title = format!("token-rotator: the retired token {fp} still works: revoke it");
+    make("retired_token_alive", Severity::Warning, title, text, body)
 }
 
 /// A notice whose body is `fields` with `event`, `severity`, `title` and `text` added.

@@ -7,6 +7,7 @@ pub mod api;
 pub mod engine;
 pub mod haproxy;
 pub mod proxy;
+pub mod receiver;
 pub mod recorder;
 pub mod updates;
 

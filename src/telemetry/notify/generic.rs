@@ -38,7 +38,7 @@ pub struct Generic {
 impl Generic {
     /// From a parsed `generic+http(s)://` URL and the query parameters left to forward.
     pub fn parse(url: &reqwest::Url, forward: Vec<(String, String)>) -> Result<Self, String> {
-        let text = url.as_str().split_once('+').map(|x| x.1).unwrap_or_default();
+        let text = url.as_str().split_once('+').map_or("", |x| x.1);
         let mut real = WebhookUrl::parse(text)
             .map_err(|_| "generic+https:// must be an http(s) URL with generic+ in front")?
             .0;

@@ -1,0 +1,300 @@
+//! Notifiers by URL (`--notify`, `TOKEN_ROTATOR_NOTIFY`): each scheme reaches a local
+//! receiver that checks that service's wire format (the fixed hosts through the test-only
+//! `TOKEN_ROTATOR_NOTIFY_TEST_BASE_URL`), email reaches a real SMTP server (aiosmtpd),
+//! `?events=` limits a notifier, a bad URL exits 64 without being shown, and no URL or
+//! credential appears in any log line. The events come from the real daemon: a target
+//! that does not exist (`rotation_failed`), and a real rotation of a bot (`rotation`).
+
+mod support;
+
+use support::api::StandInApi;
+use support::receiver::{Got, Receiver, Smtp};
+use support::{
+    accepted, env_of_if_any, fingerprint, host_bot, rotator_env, s, HostDaemon, Scope, ENV_VAR,
+};
+
+const SLACK_X: &str = "SlackXSecretXXXXXXXXXXXXXXXX";
+const TEAMS_G: &str = "11111111-4444-4444-8444-cccccccccccc";
+const TEAMS_T: &str = "22222222-4444-4444-8444-cccccccccccc";
+
+/// Every credential the URLs below carry: none may appear in a log line.
+const CREDENTIALS: &[&str] = &[
+    "ntfyPassw0rdSecret",
+    "DiscordTokenSecret",
+    SLACK_X,
+    "mmTokenSecret",
+    "TelegramBotSecret",
+    "TeamsExtraSecret",
+    "genericPathSecret",
+    "smtpPassSecret",
+    "deadTopicSecret",
+];
+
+fn one<'a>(got: &'a [Got], path: &str) -> &'a Got {
+    got.iter()
+        .find(|g| g.path.starts_with(path))
+        .unwrap_or_else(|| panic!("nothing came to {path}: {got:#?}"))
+}
+
+/// A daemon whose only target does not exist: its start-up rotation is `bad_target`.
+fn failing_daemon(scope: &Scope, args: &[&str], env: &[(&str, &str)]) -> HostDaemon {
+    let token = support::new_token();
+    support::remember_secret(&token);
+    let file = scope.secret_file(&token);
+    let absent = scope.name("absent");
+    let mut argv = vec![
+        "--secret-file",
+        s(&file),
+        "--container",
+        &absent,
+        "--validate",
+        "none",
+    ];
+    argv.extend_from_slice(args);
+    HostDaemon::start(scope, &argv, env)
+}
+
+#[test]
+fn every_scheme_speaks_its_wire_format() {
+    let scope = Scope::new("notify-schemes");
+    let rx = Receiver::start();
+    let smtp = Smtp::start("ops", "smtpPassSecret");
+    let a = &rx.addr;
+    let urls = [
+        format!("ntfy://alice:ntfyPassw0rdSecret@{a}/alerts?scheme=http"),
+        "discord://DiscordTokenSecret@693853386302554172".to_string(),
+        format!("slack://hook:T00000000-B00000000-{SLACK_X}@webhook?channel=ops"),
+        format!("mattermost://bob@{a}/mmTokenSecret/ops?scheme=http"),
+        "telegram://110201543:TelegramBotSecret@telegram?chats=-1001234,@ops".to_string(),
+        format!("teams://{TEAMS_G}@{TEAMS_T}/33333333012222222222333333333344/44444444-4444-4444-8444-cccccccccccc/TeamsExtraSecret?host=contoso.webhook.office.com"),
+        format!("generic+http://{a}/genericPathSecret?k=v&events=rotation_failed"),
+        format!("smtp://ops:smtpPassSecret@127.0.0.1:{}/?from=rotator@example.com&to=ops@example.com,oncall@example.com&encryption=none", smtp.port),
+        "ntfy://127.0.0.1:9/deadTopicSecret?scheme=http".to_string(),
+    ];
+    let mut args = Vec::new();
+    for u in &urls {
+        args.extend(["--notify", u.as_str()]);
+    }
+    let d = failing_daemon(
+        &scope,
+        &args,
+        &[("TOKEN_ROTATOR_NOTIFY_TEST_BASE_URL", &rx.base)],
+    );
+    let got = rx.wait_for(8, 20.0);
+    assert!(
+        support::wait_until(10.0, || !smtp.messages().is_empty()),
+        "no mail: {}",
+        d.logs()
+    );
+    for g in &got {
+        assert_eq!(g.method, "POST", "{g:?}");
+        assert!(
+            g.headers["content-type"].starts_with("application/json"),
+            "{g:?}"
+        );
+        eprintln!("--- {} {}\n{}", g.method, g.path, g.body);
+    }
+
+    assert_http_wire_formats(&got);
+
+    let mail = &smtp.messages()[0];
+    eprintln!("--- mail\n{mail}");
+    assert!(
+        mail.contains("X-Rcpt: ops@example.com,oncall@example.com"),
+        "{mail}"
+    );
+    assert!(mail.contains("From: rotator@example.com"), "{mail}");
+    assert!(
+        mail.contains("Subject: token-rotator: rotation to token"),
+        "{mail}"
+    );
+
+    let logs = d.logs();
+    assert!(
+        support::wait_until(15.0, || d.logs().contains("notifier 9 (ntfy) failed")),
+        "{}",
+        d.logs()
+    );
+    for cred in CREDENTIALS {
+        assert!(!d.logs().contains(cred), "a log line shows {cred}:\n{logs}");
+    }
+}
+
+/// Each HTTP service's request, as that service expects it.
+fn assert_http_wire_formats(got: &[Got]) {
+    let ntfy_req = got
+        .iter()
+        .find(|g| g.path == "/")
+        .expect("ntfy's JSON publish, at /");
+    let ntfy = ntfy_req.json();
+    assert_eq!(
+        (ntfy["topic"].as_str(), ntfy["priority"].as_u64()),
+        (Some("alerts"), Some(4))
+    );
+    assert_eq!(
+        ntfy["tags"],
+        serde_json::json!(["warning", "rotation_failed"])
+    );
+    assert!(
+        ntfy["title"].as_str().unwrap().contains("bad target"),
+        "{ntfy}"
+    );
+    assert!(ntfy_req.headers["authorization"].starts_with("Basic "));
+
+    let discord = one(got, "/api/webhooks/693853386302554172/DiscordTokenSecret").json();
+    assert!(discord["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("token-rotator: rotation to token"));
+    assert!(discord["embeds"][0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("What to do"));
+
+    let slack = one(got, &format!("/services/T00000000/B00000000/{SLACK_X}")).json();
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("*token-rotator:"),
+        "{slack}"
+    );
+    assert_eq!(slack["channel"], "ops");
+
+    let mm = one(got, "/hooks/mmTokenSecret").json();
+    assert_eq!(
+        (mm["username"].as_str(), mm["channel"].as_str()),
+        (Some("bob"), Some("ops"))
+    );
+    assert!(mm["text"].as_str().unwrap().contains("bad target"));
+
+    let tg: Vec<_> = got
+        .iter()
+        .filter(|g| g.path == "/bot110201543:TelegramBotSecret/sendMessage")
+        .collect();
+    let chats: Vec<_> = tg
+        .iter()
+        .map(|g| g.json()["chat_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(chats, ["-1001234", "@ops"]);
+
+    let teams = one(
+        got,
+        &format!("/webhookb2/{TEAMS_G}@{TEAMS_T}/IncomingWebhook/"),
+    )
+    .json();
+    assert_eq!(teams["@type"], "MessageCard");
+    assert!(teams["title"].as_str().unwrap().contains("bad target"));
+
+    let generic = one(got, "/genericPathSecret?k=v");
+    assert_eq!(
+        generic.path, "/genericPathSecret?k=v",
+        "our ?events= is not forwarded"
+    );
+    let body = generic.json();
+    assert_eq!(
+        (body["event"].as_str(), body["outcome"].as_str()),
+        (Some("rotation_failed"), Some("bad_target"))
+    );
+    assert_eq!(body["severity"], "warning");
+}
+
+#[test]
+fn a_real_rotation_reaches_only_the_notifiers_that_want_it() {
+    let scope = Scope::new("notify-e2e");
+    let api = StandInApi::start();
+    let old = accepted(&api);
+    let bot = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let new = accepted(&api);
+    let file = scope.secret_file(&new);
+    let rx = Receiver::start();
+    let a = &rx.addr;
+    // From the env var: two URLs, one separated by a space, with a comma inside the first.
+    let list = format!(
+        "ntfy://{a}/rotations?scheme=http&events=rotation,rotation_failed generic+http://{a}/standby-only?events=standby_needed"
+    );
+    let base = api.base_url();
+    let args = [
+        "--secret-file",
+        s(&file),
+        "--container",
+        &bot,
+        "--api-base-url",
+        &base,
+        "--settle",
+        "0.3",
+    ];
+    let d = HostDaemon::start(&scope, &args, &[("TOKEN_ROTATOR_NOTIFY", &list)]);
+    d.wait_for_first_rotation();
+    assert_eq!(env_of_if_any(&bot, ENV_VAR).as_deref(), Some(new.as_str()));
+    let got = rx.wait_for(1, 10.0);
+    std::thread::sleep(std::time::Duration::from_secs(2)); // anything else would have come by now
+    let got = if rx.got().len() > got.len() {
+        rx.got()
+    } else {
+        got
+    };
+    assert_eq!(
+        got.len(),
+        1,
+        "only the ntfy notifier wants a rotation: {got:#?}"
+    );
+    let v = got[0].json();
+    eprintln!("--- {}\n{}", got[0].path, got[0].body);
+    assert_eq!(
+        (v["topic"].as_str(), v["priority"].as_u64()),
+        (Some("rotations"), Some(3))
+    );
+    assert_eq!(
+        v["tags"],
+        serde_json::json!(["white_check_mark", "rotation"])
+    );
+    let fp = fingerprint(&new);
+    assert_eq!(
+        v["title"],
+        format!("token-rotator: token {fp} rotated into {bot}")
+    );
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("rotated token {fp} into {bot}")));
+}
+
+#[test]
+fn a_bad_notify_url_exits_64_naming_the_flag_never_the_url() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut argv = vec!["run", "--container", "x"];
+        argv.extend_from_slice(args);
+        rotator_env(&argv, env)
+    };
+    let r = run(&["--notify", "ntfy://u:PwSecretValue@host/"], &[]);
+    assert_eq!(r.code, 64, "{r:?}");
+    assert!(
+        r.stderr.contains("--notify") && r.stderr.contains("topic"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("PwSecretValue"), "{r:?}");
+
+    let r = run(
+        &[],
+        &[(
+            "TOKEN_ROTATOR_NOTIFY",
+            "ntfy://h/t gopher://PwSecretValue@x",
+        )],
+    );
+    assert_eq!(r.code, 64, "{r:?}");
+    assert!(
+        r.stderr.contains("TOKEN_ROTATOR_NOTIFY") && r.stderr.contains("URL 2 of the list"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("unknown scheme") && !r.stderr.contains("PwSecretValue"),
+        "{r:?}"
+    );
+
+    let r = run(&["--notify", "ntfy://h/t?events=standby_needed,nope"], &[]);
+    assert_eq!(r.code, 64, "{r:?}");
+    for name in ["rotation_failed", "standby_needed", "retired_token_alive"] {
+        assert!(r.stderr.contains(name), "the valid events are named: {r:?}");
+    }
+}
