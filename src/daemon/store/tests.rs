@@ -147,3 +147,20 @@ fn a_directory_that_cannot_be_written_is_an_io_error_naming_it() {
     assert!(matches!(e, StoreError::Io { what: "create", .. }), "{e:?}");
     assert!(e.to_string().contains("--state-dir"), "{e}");
 }
+
+#[test]
+fn a_save_replaces_the_state_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(tmp.path()).unwrap();
+    store.save(&state()).unwrap();
+    let (store, _) = Store::open(tmp.path()).unwrap();
+    let mut changed = state();
+    changed.retired[0].state = Seen::Dead {
+        at: changed.retired[0].retired_at + Duration::from_secs(5),
+        alive_for: Duration::from_secs(5),
+    };
+    changed.retired[0].next = 7;
+    store.save(&changed).unwrap();
+    let (_, back) = Store::open(tmp.path()).unwrap();
+    assert_eq!(back.unwrap(), changed);
+}
