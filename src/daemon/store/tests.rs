@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use super::{Store, StoreError, FILE};
-use crate::daemon::policy::retired::State as Seen;
-use crate::daemon::policy::state::{Retired, State};
+use crate::daemon::policy::retired::{Kept as Retired, State as Seen};
+use crate::daemon::policy::state::State;
 use crate::secret::{Fingerprint, Token};
 
 const SECRET: &str = "sk-ant-oat01-state-test-secret-value";
