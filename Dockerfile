@@ -12,6 +12,9 @@
 
 FROM scratch AS prebuilt
 COPY target/x86_64-unknown-linux-gnu/release/token-rotator /token-rotator
+# The state directory (--state-dir /state), owned by the daemon's user: a named volume
+# mounted here starts as a copy of it, so uid 65532 can write it on a read-only root.
+COPY --chown=65532:65532 state /state
 # The Docker socket is root:docker on the host: grant its group with --group-add / group_add.
 USER 65532:65532
 ENV TOKEN_ROTATOR_LISTEN=0.0.0.0:9090
@@ -25,9 +28,11 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 RUN RUSTFLAGS='-C target-feature=+crt-static' \
     cargo build --release --locked --target x86_64-unknown-linux-gnu
+RUN mkdir -m 0700 /state
 
 FROM scratch
 COPY --from=build /src/target/x86_64-unknown-linux-gnu/release/token-rotator /token-rotator
+COPY --from=build --chown=65532:65532 /state /state
 USER 65532:65532
 ENV TOKEN_ROTATOR_LISTEN=0.0.0.0:9090
 EXPOSE 9090

@@ -74,6 +74,16 @@ impl Shell {
         }
     }
 
+    /// Keeps `state` across a restart, if there is somewhere to keep it (an error is
+    /// logged: the daemon goes on, and the next change tries again).
+    pub fn persist(&self, state: &super::policy::State) {
+        if let Some(store) = &self.cfg.store {
+            if let Err(e) = store.save(state) {
+                tracing::error!("the state was not kept, a restart would forget it: {e}");
+            }
+        }
+    }
+
     /// Runs `action`. Work that changes nothing is cut short by a stop; a rotation is not.
     pub async fn execute(&mut self, action: Action, shutdown: &mut Shutdown<'_>) -> Step {
         let work: WorkFuture<'_> = match action {
@@ -173,13 +183,6 @@ impl Shell {
             Action::Schedule(timer, None) => {
                 self.timers.0.remove(&timer);
             }
-            Action::Persist(state) => {
-                if let Some(store) = &self.cfg.store {
-                    if let Err(e) = store.save(&state) {
-                        tracing::error!("the state was not kept, a restart would forget it: {e}");
-                    }
-                }
-            }
             other => tracing::error!("not an action that only tells: {}", name_of(&other)),
         }
     }
@@ -258,7 +261,7 @@ fn name_of(a: &Action) -> &'static str {
         Action::Publish => "publish",
         Action::Follow(_) => "follow",
         Action::Schedule(..) => "schedule",
-        Action::Persist(_) => "persist",
+        Action::Persist => "persist",
     }
 }
 

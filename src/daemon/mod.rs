@@ -98,6 +98,10 @@ pub async fn run(
                 shell.publish(policy.view(Clock::real())); // as it is now, not as it was
                 continue;
             }
+            if let Action::Persist = action {
+                shell.persist(&policy.state()); // likewise
+                continue;
+            }
             match shell.execute(action, &mut shutdown).await {
                 Step::Done => {}
                 Step::Fed(input) => {

@@ -291,8 +291,10 @@ pub enum Action {
     Follow(Vec<String>),
     /// Set (or clear) a timer.
     Schedule(Timer, Option<Instant>),
-    /// Keep this state across a restart (it changed).
-    Persist(State),
+    /// Keep the durable state as it is when this runs ([`Policy::state`]) across a restart:
+    /// it changed. (As it is then, not as it was: a probe's answer may change it again
+    /// before this runs.)
+    Persist,
 }
 
 /// The settings the decisions depend on.
@@ -432,8 +434,8 @@ impl Policy {
         if out.changed {
             let now = self.state();
             if now != self.persisted {
-                self.persisted = now.clone();
-                out.push(Action::Persist(now));
+                self.persisted = now;
+                out.push(Action::Persist);
             }
         }
         out.publish_if_changed()

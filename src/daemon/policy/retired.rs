@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::state::{self, Retired as Kept};
 use super::{Action, Clock, Event, Out, Purpose, Record, Timer};
 use crate::secret::{Fingerprint, Token};
 use crate::telemetry::RetiredStatus;
@@ -60,6 +59,40 @@ impl State {
             State::Alive => "alive",
             State::Dead { .. } => "dead",
         }
+    }
+}
+
+/// One retired token's watch, as kept across a restart ([`super::State`]).
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// The token itself: it is probed.
+    pub token: Token,
+    /// When a swap replaced it.
+    pub retired_at: SystemTime,
+    /// The number of the next probe in the schedule.
+    pub next: usize,
+    /// When the next probe is due.
+    pub next_at: SystemTime,
+    /// What the API last said of it.
+    pub state: State,
+    /// When it was last probed.
+    pub last_probe_at: Option<SystemTime>,
+    /// What that probe answered.
+    pub last_answer: Option<String>,
+    /// Whether `retired_token_alive` was announced for it.
+    pub alerted: bool,
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, o: &Self) -> bool {
+        self.token.fingerprint() == o.token.fingerprint()
+            && self.retired_at == o.retired_at
+            && self.next == o.next
+            && self.next_at == o.next_at
+            && self.state == o.state
+            && self.last_probe_at == o.last_probe_at
+            && self.last_answer == o.last_answer
+            && self.alerted == o.alerted
     }
 }
 
@@ -233,7 +266,7 @@ impl Watch {
             }
             let due_in = k.next_at.duration_since(clock.wall).unwrap_or_default();
             self.tokens.push(Retired {
-                age_at_base: state::since(clock.wall, k.retired_at),
+                age_at_base: clock.wall.duration_since(k.retired_at).unwrap_or_default(),
                 base: clock.now,
                 token: k.token,
                 retired_at: k.retired_at,

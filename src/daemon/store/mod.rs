@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::retired::State as Seen;
-use super::policy::state::{Retired, State};
+use super::policy::retired::{Kept as Retired, State as Seen};
+use super::policy::state::State;
 use crate::secret::{Fingerprint, Token};
 
 /// The schema this build writes and reads.

@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use super::{Store, StoreError, FILE};
-use crate::daemon::policy::retired::State as Seen;
-use crate::daemon::policy::state::{Retired, State};
+use crate::daemon::policy::retired::{Kept as Retired, State as Seen};
+use crate::daemon::policy::state::State;
 use crate::secret::{Fingerprint, Token};
 
 const SECRET: &str = "sk-ant-oat01-state-test-secret-value";
@@ -146,4 +146,21 @@ fn a_directory_that_cannot_be_written_is_an_io_error_naming_it() {
     let e = Store::open(&blocker.join("state")).unwrap_err();
     assert!(matches!(e, StoreError::Io { what: "create", .. }), "{e:?}");
     assert!(e.to_string().contains("--state-dir"), "{e}");
+}
+
+#[test]
+fn a_save_replaces_the_state_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(tmp.path()).unwrap();
+    store.save(&state()).unwrap();
+    let (store, _) = Store::open(tmp.path()).unwrap();
+    let mut changed = state();
+    changed.retired[0].state = Seen::Dead {
+        at: changed.retired[0].retired_at + Duration::from_secs(5),
+        alive_for: Duration::from_secs(5),
+    };
+    changed.retired[0].next = 7;
+    store.save(&changed).unwrap();
+    let (_, back) = Store::open(tmp.path()).unwrap();
+    assert_eq!(back.unwrap(), changed);
 }

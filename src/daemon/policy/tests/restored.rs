@@ -5,12 +5,11 @@
 
 use super::*;
 
-/// The last state the actions hand out to keep.
-fn persisted(acts: &[Action]) -> Option<State> {
-    acts.iter().rev().find_map(|a| match a {
-        Action::Persist(s) => Some(s.clone()),
-        _ => None,
-    })
+/// The state the actions ask to keep (as it is after them), if they ask.
+fn persisted(sim: &Sim, acts: &[Action]) -> Option<State> {
+    acts.iter()
+        .any(|a| matches!(a, Action::Persist))
+        .then(|| sim.policy.state())
 }
 
 /// A policy started again `after` the one in `sim`, from `state`, with a clock whose
@@ -38,12 +37,12 @@ fn a_retired_watch_goes_on_after_a_restart_and_its_death_counts_from_the_real_re
     let (old, new) = (token(1), token(2));
     let plan = plan_of(sim.started(&new, None)).unwrap();
     let acts = sim.rotated(plan, Outcome::Rotated, &[&old]);
-    let kept = persisted(&acts).expect("a retirement is kept");
+    let kept = persisted(&sim, &acts).expect("a retirement is kept");
     assert_eq!(kept.retired[0].token.fingerprint(), old.fingerprint());
     assert_eq!(kept.retired[0].retired_at, sim.clock.wall);
     sim.advance(Duration::from_secs(60));
     let acts = probe_retired(&mut sim, &old, valid());
-    let kept = persisted(&acts).expect("a probe's answer is kept");
+    let kept = persisted(&sim, &acts).expect("a probe's answer is kept");
     assert_eq!(kept.retired[0].next, 1);
     assert_eq!(
         kept.retired[0].next_at,
@@ -59,7 +58,7 @@ fn a_retired_watch_goes_on_after_a_restart_and_its_death_counts_from_the_real_re
         "an overdue probe is due at once"
     );
     assert!(
-        persisted(&acts).is_none(),
+        persisted(&sim, &acts).is_none(),
         "what was just restored is not written back"
     );
     let view = published(&sim, &acts).expect("restored state is shown");
@@ -84,7 +83,7 @@ fn a_retired_token_announced_alive_before_a_restart_is_not_announced_again() {
     sim.advance(Duration::from_secs(3600));
     let acts = probe_retired(&mut sim, &old, valid());
     assert_eq!(announced(&acts), ["retired_token_alive"]);
-    let kept = persisted(&acts).unwrap();
+    let kept = persisted(&sim, &acts).unwrap();
     assert!(kept.retired[0].alerted);
     let (mut sim, _) = restarted(&sim, kept, Duration::from_secs(3600));
     let acts = probe_retired(&mut sim, &old, valid());
@@ -105,7 +104,7 @@ fn a_rejected_token_stays_rejected_after_a_restart() {
         fingerprint: live.fingerprint().clone(),
         verdict: invalid(),
     });
-    let kept = persisted(&acts).expect("a rejection is kept");
+    let kept = persisted(&sim, &acts).expect("a rejection is kept");
     assert_eq!(kept.rejected, vec![live.fingerprint().clone()]);
 
     let (mut sim, acts) = restarted(&sim, kept, Duration::from_secs(60));
@@ -126,11 +125,18 @@ fn the_state_is_kept_only_when_it_changes() {
     let mut sim = Sim::new(config());
     let (old, new) = (token(1), token(2));
     let acts = sim.started(&new, None);
-    assert!(persisted(&acts).is_none(), "nothing durable changed yet");
+    assert!(
+        persisted(&sim, &acts).is_none(),
+        "nothing durable changed yet"
+    );
     let plan = plan_of(acts).unwrap();
-    assert!(persisted(&sim.rotated(plan, Outcome::Rotated, &[&old])).is_some());
+    assert!({
+        let acts = sim.rotated(plan, Outcome::Rotated, &[&old]);
+        persisted(&sim, &acts)
+    }
+    .is_some());
     let acts = sim.on(Input::Drained);
-    assert!(persisted(&acts).is_none());
+    assert!(persisted(&sim, &acts).is_none());
 }
 
 #[test]
@@ -138,13 +144,17 @@ fn a_restored_watch_past_its_maximum_ends() {
     let mut sim = Sim::new(config());
     let (old, new) = (token(1), token(2));
     let plan = plan_of(sim.started(&new, None)).unwrap();
-    let kept = persisted(&sim.rotated(plan, Outcome::Rotated, &[&old])).unwrap();
+    let kept = {
+        let acts = sim.rotated(plan, Outcome::Rotated, &[&old]);
+        persisted(&sim, &acts)
+    }
+    .unwrap();
     let (mut sim, _) = restarted(&sim, kept, Duration::from_secs(15 * 86_400));
     let acts = sim.on(Input::Due(Timer::Retired));
     assert!(probe_of(&acts).is_none());
     assert!(published(&sim, &acts).unwrap().status.retired.is_empty());
     assert!(
-        persisted(&acts).unwrap().retired.is_empty(),
+        persisted(&sim, &acts).unwrap().retired.is_empty(),
         "its end is kept too"
     );
 }
