@@ -33,7 +33,9 @@ impl Fleet {
         let names = (1..=BOTS)
             .map(|i| {
                 let service = format!("com.docker.compose.service=bot-{i}");
-                let extra = ["--label", &project, "--label", &service, "--label", &tr_scope];
+                let extra = [
+                    "--label", &project, "--label", &service, "--label", &tr_scope,
+                ];
                 host_bot(&scope, &format!("bot-{i}"), &old, &api.base_url(), &extra)
             })
             .collect();
@@ -118,7 +120,10 @@ fn rotate_recovers(step: &str) {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(listed, fleet.names, "{step}: status lists every target: {shown}");
+    assert_eq!(
+        listed, fleet.names,
+        "{step}: status lists every target: {shown}"
+    );
     if step != "before-create" {
         for t in shown["targets"].as_array().unwrap() {
             assert!(
@@ -141,7 +146,10 @@ fn rotate_recovers(step: &str) {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     reported.sort();
-    assert_eq!(reported, fleet.names, "{step}: every target rotated: {out:?}");
+    assert_eq!(
+        reported, fleet.names,
+        "{step}: every target rotated: {out:?}"
+    );
     if step != "before-create" {
         assert!(
             report["recovered"].as_array().unwrap().len() >= BOTS,
