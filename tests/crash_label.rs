@@ -10,7 +10,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use support::api::StandInApi;
-use support::{accepted, env_of_if_any, host_bot, inspect, rotator, s, HostDaemon, Paused, Scope};
+use support::{accepted, env_of_if_any, host_bot, rotator, s, HostDaemon, Paused, Scope};
 
 const BOTS: usize = 3;
 
@@ -84,10 +84,19 @@ impl Fleet {
             .containers()
             .into_iter()
             .map(|n| {
-                let state = inspect(&n)["State"]["Status"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
+                // Read while the daemon works: a container may go between list and inspect.
+                let state = std::process::Command::new("docker")
+                    .args([
+                        "inspect",
+                        "--type",
+                        "container",
+                        "--format",
+                        "{{.State.Status}}",
+                        &n,
+                    ])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .unwrap_or_default();
                 let carries = env_of_if_any(&n, support::ENV_VAR).as_deref() == Some(&self.new);
                 (n, (state, carries))
             })
