@@ -110,7 +110,10 @@ impl Pipeline {
     /// rotation (a live rotator's swap in progress is waited for, never "recovered"; a
     /// dead one's lock is taken over) and released after. The same recovery as step (2).
     /// Returns what it did, one line per action.
-    pub async fn recover_interrupted<T: Target>(&self, targets: &[T]) -> Result<Vec<String>, Error> {
+    pub async fn recover_interrupted<T: Target>(
+        &self,
+        targets: &[T],
+    ) -> Result<Vec<String>, Error> {
         let mut report = RotationReport::new(String::new(), None);
         let mut locks = Vec::new();
         let result = match self.lock_all(targets, &mut locks).await {

@@ -134,7 +134,7 @@ pub async fn collect(
     let left = leftovers(docker).await;
     for (name, env_var) in containers {
         let mut t = container(docker, name, env_var, secret_ref).await;
-        mark_interrupted(&mut t, &left);
+        mark_interrupted(&mut t, &left, secret_ref.is_some());
         targets.push(t);
     }
     for name in services {
@@ -234,8 +234,15 @@ async fn leftovers(docker: &Docker) -> Vec<(String, String, String, String)> {
 
 /// Shows the leftovers of `t`'s interrupted swap, if any: then it is not current (its
 /// swap must first be finished or undone), and `interrupted` when none holds its name.
-pub fn mark_interrupted(t: &mut TargetStatus, left: &[(String, String, String, String)]) {
-    let mine: Vec<_> = left.iter().filter(|(target, ..)| *target == t.name).collect();
+pub fn mark_interrupted(
+    t: &mut TargetStatus,
+    left: &[(String, String, String, String)],
+    secret_known: bool,
+) {
+    let mine: Vec<_> = left
+        .iter()
+        .filter(|(target, ..)| *target == t.name)
+        .collect();
     if mine.is_empty() {
         return;
     }
@@ -253,7 +260,7 @@ pub fn mark_interrupted(t: &mut TargetStatus, left: &[(String, String, String, S
             rotations.join(", ")
         ));
     }
-    t.matches_secret = t.matches_secret.map(|_| false);
+    t.matches_secret = secret_known.then_some(false);
     t.interrupted = Some(Interrupted {
         rotations,
         containers,
@@ -303,7 +310,7 @@ mod tests {
         // No container under its name: its state says so, and it is a problem.
         let mut lost = unknown("bot-3", "container");
         lost.matches_secret = Some(false);
-        mark_interrupted(&mut lost, &found);
+        mark_interrupted(&mut lost, &found, true);
         assert_eq!(lost.state, "interrupted");
         assert!(lost.error.is_some());
         let i = lost.interrupted.unwrap();
@@ -320,13 +327,13 @@ mod tests {
         done.id = Some("c0ffee".into());
         done.state = "running".into();
         done.matches_secret = Some(true);
-        mark_interrupted(&mut done, &found);
+        mark_interrupted(&mut done, &found, true);
         assert_eq!(done.state, "running");
         assert_eq!(done.matches_secret, Some(false));
         assert!(done.interrupted.is_some() && done.error.is_none());
         // Nothing left: as it was.
         let mut fine = unknown("bot-2", "container");
-        mark_interrupted(&mut fine, &found);
+        mark_interrupted(&mut fine, &found, true);
         assert!(fine.interrupted.is_none() && fine.state == "missing");
     }
 }

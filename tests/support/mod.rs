@@ -642,6 +642,12 @@ pub struct Paused {
 impl Paused {
     /// Starts the fault binary with `args` and `env`, and waits until it pauses at `step`.
     pub fn at(step: &str, args: &[&str], env: &[(&str, &str)]) -> Paused {
+        Paused::at_all(step, 1, args, env)
+    }
+
+    /// Like [`Paused::at`], but waits until `count` swaps (of a `--parallel` rotation)
+    /// have paused at `step`.
+    pub fn at_all(step: &str, count: usize, args: &[&str], env: &[(&str, &str)]) -> Paused {
         use std::io::BufRead;
         static N: AtomicUsize = AtomicUsize::new(0);
         let resume_file = std::env::temp_dir().join(format!(
@@ -672,7 +678,8 @@ impl Paused {
             let line = line.unwrap_or_default();
             seen.push_str(&line);
             seen.push('\n');
-            if line.contains(&format!("FAULT-POINT {step}")) {
+            let here = format!("FAULT-POINT {step}");
+            if line.contains(&here) && seen.matches(&here).count() >= count {
                 return Paused {
                     child,
                     seen,

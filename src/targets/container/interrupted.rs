@@ -130,7 +130,11 @@ mod tests {
             Some(("bot-3".into(), false))
         );
         // The replacement: the name it is meant to carry.
-        let new = l(&[app, (labels::TARGET_NAME, "bot-3"), (labels::REPLACES, "abc")]);
+        let new = l(&[
+            app,
+            (labels::TARGET_NAME, "bot-3"),
+            (labels::REPLACES, "abc"),
+        ]);
         assert_eq!(
             swap_of("bot-3-tr-new-0d4336df", &new),
             Some(("bot-3".into(), false))
