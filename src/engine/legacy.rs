@@ -83,7 +83,7 @@ struct Transport {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn transport<E>(what: &'static str) -> impl FnOnce(E) -> bollard::errors::Error
+pub(super) fn transport<E>(what: &'static str) -> impl FnOnce(E) -> bollard::errors::Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {

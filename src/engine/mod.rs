@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod dialect;
 pub mod labels;
 pub mod legacy;
+pub mod list;
 pub mod names;
 pub mod version;
 

@@ -10,6 +10,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
 use super::{observe, ContainerConfig, ContainerTarget};
+use crate::engine::list::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::{own_container_id, EngineError};
 use crate::targets::TargetError;
@@ -114,8 +115,7 @@ impl Selector {
             .all(true)
             .filters(&filters)
             .build();
-        let found = docker
-            .list_containers(Some(opts))
+        let found = list_containers(docker, opts)
             .await
             .map_err(|e| EngineError::new("list the containers the --label selector names", e))?;
         let own = own_container_id();
