@@ -22,7 +22,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::spec::{self, image_ref, now_rfc3339, replacement};
 use super::step::{self, failed, undo_error, undoing, Redacted};
-use crate::engine::list::list_containers;
+use crate::engine::lenient::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::EngineError;
 use crate::engine::{describe, dialect, inspect, is_transport, labels};

@@ -9,7 +9,7 @@ use bollard::Docker;
 
 use super::undo::list_markers;
 use super::Order;
-use crate::engine::list::list_containers;
+use crate::engine::lenient::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::{inspect, is_transport, own_container_id, EngineError};
 use crate::secret::Token;

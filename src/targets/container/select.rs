@@ -10,7 +10,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
 use super::{observe, ContainerConfig, ContainerTarget};
-use crate::engine::list::list_containers;
+use crate::engine::lenient::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::{own_container_id, EngineError};
 use crate::targets::TargetError;

@@ -21,7 +21,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
 use super::step::{undo_error, undoing};
-use crate::engine::list::list_containers;
+use crate::engine::lenient::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::{inspect, labels, remove_keep_volumes as remove, rename};
 use crate::engine::{retrying, short, start, stop, EngineError};
