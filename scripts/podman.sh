@@ -139,10 +139,36 @@ pm() {
   CONTAINERS_CONF="$dir/containers.conf" CONTAINERS_STORAGE_CONF="$dir/storage.conf" podman "$@"
 }
 
+# The networks NAME's containers used: each as `NETWORK BRIDGE`, the default one included.
+networks_of() {
+  local dir=$1 f
+  echo "podman cni-podman0"
+  for f in "$dir"/networks/*.conflist; do
+    [ -f "$f" ] || continue
+    python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["name"], next((p["bridge"] for p in c["plugins"] if "bridge" in p), "-"))' "$f" 2>/dev/null || true
+  done
+}
+
+# What CNI keeps on the host for those networks, once nothing uses it: the bridge (no port
+# left on it) and host-local's address records (none left but its lock and counter). The
+# default network's are shared with any other podman on the host, hence the checks.
+clean_networks() {
+  local net br rest
+  while read -r net br; do
+    if [ "$br" != - ] && ip link show "$br" >/dev/null 2>&1 \
+      && [ -z "$(ip -o link show master "$br" 2>/dev/null)" ]; then
+      ip link del "$br" 2>/dev/null || true
+    fi
+    rest=$(find "/var/lib/cni/networks/$net" -mindepth 1 -maxdepth 1 ! -name lock ! -name 'last_reserved_ip*' 2>/dev/null || true)
+    [ -n "$rest" ] || rm -rf "/var/lib/cni/networks/$net"
+  done
+}
+
 stop() {
-  local name=${1:-pm} dir pid m
+  local name=${1:-pm} dir pid m nets
   dir=$(dir_of "$name")
   [ -d "$dir" ] || return 0
+  nets=$(networks_of "$dir")
   if [ -f "$dir/containers.conf" ] && command -v podman >/dev/null; then
     pm "$dir" rm -af -t 0 >/dev/null 2>&1 || true
     pm "$dir" pod rm -af >/dev/null 2>&1 || true
@@ -159,6 +185,7 @@ stop() {
     umount -l "$m" 2>/dev/null || true
   done
   rm -rf "$dir"
+  clean_networks <<<"$nets"
 }
 
 cmd=${1:-}

@@ -83,7 +83,7 @@ struct Transport {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
-fn transport<E>(what: &'static str) -> impl FnOnce(E) -> bollard::errors::Error
+pub(super) fn transport<E>(what: &'static str) -> impl FnOnce(E) -> bollard::errors::Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {
@@ -98,7 +98,7 @@ where
 
 /// Percent-encodes a container name for a query string (names are `[a-zA-Z0-9_.-]`, so
 /// this is only a guard).
-fn url_encode(s: &str) -> String {
+pub(super) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),

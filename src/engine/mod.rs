@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod dialect;
 pub mod labels;
 pub mod legacy;
+pub mod lenient;
 pub mod names;
 pub mod refused;
 pub mod version;
@@ -16,8 +17,8 @@ pub mod version;
 use std::time::Duration;
 
 use bollard::query_parameters::{
-    InspectContainerOptions, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
-    StartContainerOptions, StopContainerOptions,
+    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptions,
 };
 use bollard::Docker;
 
@@ -210,10 +211,7 @@ pub async fn inspect(
     docker: &Docker,
     id: &str,
 ) -> Result<Option<bollard::models::ContainerInspectResponse>, bollard::errors::Error> {
-    match docker
-        .inspect_container(id, None::<InspectContainerOptions>)
-        .await
-    {
+    match lenient::inspect_container(docker, id).await {
         Ok(c) => Ok(Some(c)),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),

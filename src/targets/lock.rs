@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, InspectContainerOptions};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 
+use crate::engine::lenient::inspect_container;
 use crate::engine::names::{lock_name, new_rotation_id};
 use crate::engine::{describe, is_not_found, own_container_id, remove_keep_volumes, short};
 
@@ -139,10 +140,7 @@ impl Locker {
                 Err(e) if crate::engine::status_of(&e) == Some(409) => {}
                 Err(e) => return Err(fail(e)),
             }
-            let held = match docker
-                .inspect_container(&name, None::<InspectContainerOptions>)
-                .await
-            {
+            let held = match inspect_container(docker, &name).await {
                 Ok(c) => c,
                 Err(e) if is_not_found(&e) => continue, // released meanwhile
                 Err(e) => return Err(fail(e)),

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
 use serde::Serialize;
 
+use crate::engine::lenient::inspect_container;
 use crate::engine::names::Marker;
 use crate::engine::{describe, labels};
 use crate::secret::{read_token_async, Fingerprint, Token, TokenFormat};
@@ -184,10 +184,7 @@ async fn container(
     secret: Option<&Token>,
 ) -> TargetStatus {
     let mut t = unknown(name, "container");
-    match docker
-        .inspect_container(name, None::<InspectContainerOptions>)
-        .await
-    {
+    match inspect_container(docker, name).await {
         Ok(info) => {
             t.id = info.id.clone();
             t.state = info

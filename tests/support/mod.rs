@@ -54,6 +54,32 @@ pub fn docker_ok(args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the engine of this lane is Podman's Docker-compatible API (its `/version` names a
+/// `Podman Engine` component). Asked once per process.
+pub fn on_podman() -> bool {
+    static PODMAN: OnceLock<bool> = OnceLock::new();
+    *PODMAN.get_or_init(|| {
+        docker(&[
+            "version",
+            "--format",
+            "{{range .Server.Components}}{{.Name}};{{end}}",
+        ])
+        .contains("Podman")
+    })
+}
+
+/// Whether a test that cannot apply to Podman is to be skipped: on Podman it prints
+/// `skipped on Podman: REASON` (seen with `--nocapture`, and in the output of a failing
+/// run) and returns true. Use as `if skip_on_podman("why") { return; }`.
+pub fn skip_on_podman(reason: &str) -> bool {
+    if !on_podman() {
+        return false;
+    }
+    eprintln!("skipped on Podman: {reason}");
+    println!("skipped on Podman: {reason}");
+    true
+}
+
 /// `docker inspect NAME` as JSON.
 pub fn inspect(name: &str) -> Value {
     let text = docker(&["inspect", "--type", "container", name]);

@@ -22,6 +22,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::spec::{self, image_ref, now_rfc3339, replacement};
 use super::step::{self, failed, undo_error, undoing, Redacted};
+use crate::engine::lenient::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::EngineError;
 use crate::engine::{describe, dialect, inspect, is_transport, labels};
@@ -110,7 +111,7 @@ pub async fn scan(docker: &Docker, targets: &[(String, String)]) -> Result<Found
         return Ok(out);
     }
     let opts = ListContainersOptionsBuilder::default().all(true).build();
-    let all = docker.list_containers(Some(opts)).await.map_err(|e| {
+    let all = list_containers(docker, opts).await.map_err(|e| {
         EngineError::new(
             "list containers to find those sharing a target's namespaces",
             e,
@@ -356,7 +357,7 @@ async fn copies(
         .filters(&filters)
         .build();
     retrying(window, "list the dependents' replacements", || {
-        docker.list_containers(Some(opts.clone()))
+        list_containers(docker, opts.clone())
     })
     .await
 }

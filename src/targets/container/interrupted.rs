@@ -89,8 +89,7 @@ pub async fn listed(
         .all(true)
         .filters(&filters)
         .build();
-    Ok(docker
-        .list_containers(Some(opts))
+    Ok(crate::engine::lenient::list_containers(docker, opts)
         .await
         .map_err(|e| EngineError::new("list the containers the --label selector names", e))?)
 }

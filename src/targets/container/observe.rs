@@ -9,6 +9,7 @@ use bollard::Docker;
 
 use super::undo::list_markers;
 use super::Order;
+use crate::engine::lenient::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::{inspect, is_transport, own_container_id, EngineError};
 use crate::secret::Token;
@@ -103,8 +104,7 @@ async fn matches_several(docker: &Docker, prefix: &str) -> bool {
     // The engine's `id` filter resolves the prefix itself (and finds nothing when it is
     // ambiguous): count the IDs here, on this rare error path only.
     let opts = ListContainersOptionsBuilder::default().all(true).build();
-    docker
-        .list_containers(Some(opts))
+    list_containers(docker, opts)
         .await
         .map(|l| {
             l.iter()

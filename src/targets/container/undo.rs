@@ -21,6 +21,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
 use super::step::{undo_error, undoing};
+use crate::engine::lenient::list_containers;
 use crate::engine::names::Marker;
 use crate::engine::{inspect, labels, remove_keep_volumes as remove, rename};
 use crate::engine::{retrying, short, start, stop, EngineError};
@@ -354,8 +355,7 @@ pub async fn list_markers(
         .all(true)
         .filters(&filter)
         .build();
-    let mut found: Vec<(Marker, ContainerSummary)> = docker
-        .list_containers(Some(opts))
+    let mut found: Vec<(Marker, ContainerSummary)> = list_containers(docker, opts)
         .await?
         .into_iter()
         .filter_map(|c| {
@@ -383,8 +383,7 @@ async fn replacements_of(
         .all(true)
         .filters(&filter)
         .build();
-    Ok(docker
-        .list_containers(Some(opts))
+    Ok(list_containers(docker, opts)
         .await?
         .into_iter()
         .filter_map(|c| c.id)

@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
-use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
 use tokio::time::Instant;
 
@@ -18,6 +17,7 @@ use super::exec::{self, ExecError};
 use super::observe::env_value;
 use super::step::{self, failed};
 use super::ContainerConfig;
+use crate::engine::lenient::inspect_container;
 use crate::engine::{describe, is_transport, Refused};
 use crate::secret::{Redactor, Token};
 use crate::targets::{fault, Change, Ctx, StepError};
@@ -190,8 +190,7 @@ pub async fn verify_env_only(
     token: &Token,
     env_var: &str,
 ) -> Result<(), VerifyError> {
-    let info = docker
-        .inspect_container(id, None::<InspectContainerOptions>)
+    let info = inspect_container(docker, id)
         .await
         .map_err(VerifyError::Engine)?;
     if env_value(&info, env_var).is_some_and(|v| token.matches(v)) {
@@ -210,10 +209,7 @@ async fn check_once(
     seen_start: &mut Option<(String, Instant)>,
     mode: &mut exec::Mode,
 ) -> Result<(), Check> {
-    let info = docker
-        .inspect_container(id, None::<InspectContainerOptions>)
-        .await
-        .map_err(engine_check)?;
+    let info = inspect_container(docker, id).await.map_err(engine_check)?;
     if !env_value(&info, &cfg.env_var).is_some_and(|v| token.matches(v)) {
         return Err(Check::Failed(VerifyError::WrongToken(cfg.env_var.clone())));
     }
