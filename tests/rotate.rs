@@ -452,6 +452,9 @@ fn status_reports_each_targets_token_and_last_swap() {
 
 #[test]
 fn a_copy_the_engine_refuses_to_create_is_a_bad_target_and_nothing_changes() {
+    if support::skip_on_podman("Podman shows a --mount bind as a Binds entry and its create makes a missing bind source, so it never refuses this copy") {
+        return;
+    }
     let scope = Scope::new("refused-copy");
     let api = StandInApi::start();
     let (old, new) = (accepted(&api), accepted(&api));
