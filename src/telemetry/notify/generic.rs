@@ -65,8 +65,14 @@ impl Generic {
         self.name
     }
 
-    /// The POST of the notice's JSON body.
+    /// The POST of the notice's JSON body. `--notify-webhook` keeps the body it always had:
+    /// a failed rotation is `"event": "rotation"` there (its `outcome` says how it failed).
     pub fn request(&self, http: &reqwest::Client, n: &Notice) -> reqwest::RequestBuilder {
+        if self.name == "webhook" && n.event == "rotation_failed" {
+            let mut body = n.body.clone();
+            body["event"] = "rotation".into();
+            return http.post(self.url.clone()).json(&body);
+        }
         http.post(self.url.clone()).json(&n.body)
     }
 }

@@ -262,3 +262,27 @@ fn errors_and_debug_never_show_the_url() {
     let ok = NotifyUrl::parse(&format!("ntfy://u:{secret}@h/t")).unwrap();
     assert_eq!(format!("{ok:?}"), "NotifyUrl(ntfy, <hidden>)");
 }
+
+#[test]
+fn the_webhook_keeps_its_rotation_event_for_a_failed_rotation() {
+    let failed = Notice {
+        event: "rotation_failed",
+        body: serde_json::json!({"event": "rotation_failed", "outcome": "bad_target"}),
+        ..notice()
+    };
+    let http = reqwest::Client::new();
+    let url = generic::WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+    let old = generic::Generic::webhook(url).request(&http, &failed);
+    let body = json(&old.build().unwrap());
+    assert_eq!(
+        (body["event"].as_str(), body["outcome"].as_str()),
+        (Some("rotation"), Some("bad_target"))
+    );
+    let new = generic::Generic::parse(
+        &reqwest::Url::parse("generic+http://127.0.0.1:9/h").unwrap(),
+        vec![],
+    )
+    .unwrap();
+    let body = json(&new.request(&http, &failed).build().unwrap());
+    assert_eq!(body["event"], "rotation_failed");
+}
