@@ -34,17 +34,26 @@ pub async fn create_with_mac(
         v.major_version, v.minor_version
     );
     let (status, bytes) = post(socket, &path, Bytes::from(serde_json::to_vec(&json)?)).await?;
+    answer(status, &bytes)
+}
+
+/// An engine's answer read as `T`, or its error as bollard reports one (the engine's
+/// `message`, else the body).
+pub(super) fn answer<T: serde::de::DeserializeOwned>(
+    status: u16,
+    bytes: &[u8],
+) -> Result<T, bollard::errors::Error> {
     if !(200..300).contains(&status) {
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        let message = serde_json::from_slice::<serde_json::Value>(bytes)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
         return Err(bollard::errors::Error::DockerResponseServerError {
             status_code: status,
             message,
         });
     }
-    Ok(serde_json::from_slice(&bytes)?)
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// `POST path` with a JSON `body` on the engine's unix socket: the status and the body.

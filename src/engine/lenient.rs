@@ -22,7 +22,7 @@ use hyperlocal::{UnixClientExt, UnixConnector, Uri};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::legacy::{transport, url_encode as encode};
+use super::legacy::{answer, transport, url_encode as encode};
 
 /// Whether bollard failed to read an answer for a value its model does not know.
 fn unknown_variant(e: &bollard::errors::Error) -> bool {
@@ -92,17 +92,7 @@ async fn again<T: DeserializeOwned>(
     let v = docker.client_version();
     let path = format!("/v{}.{}/{path}", v.major_version, v.minor_version);
     let (status, bytes) = get(&path).await?;
-    if !(200..300).contains(&status) {
-        let message = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        return Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: status,
-            message,
-        });
-    }
-    Ok(serde_json::from_slice(&bytes)?)
+    answer(status, &bytes)
 }
 
 /// `GET path` on the engine `DOCKER_HOST` names (a unix socket or plain TCP, the ones a
