@@ -99,11 +99,18 @@ storage_driver() {
   fi
 }
 
-# A /24 in 10.231.0.0/16 that nothing on the host routes yet.
+# A /24 in 10.231.0.0/16 that nothing on the host routes or holds yet (a bridge that is down
+# has its address but no route). The tables are read once, into variables: `ip route | grep -q`
+# under pipefail reads a match as a failure whenever grep exits before ip has written
+# everything (SIGPIPE), which handed two engines the same /24.
 free_subnet() {
-  local i
+  local i used
+  used="$(ip -4 route show) $(ip -4 -o addr show)"
   for i in $(seq 1 250); do
-    if ! ip route | grep -q "^10\.231\.$i\."; then echo "10.231.$i"; return 0; fi
+    case "$used" in
+      *" 10.231.$i."* | "10.231.$i."* | *$'\n'"10.231.$i."*) ;;
+      *) echo "10.231.$i"; return 0 ;;
+    esac
   done
   die "no free /24 left in 10.231.0.0/16 for the engine's bridge"
 }

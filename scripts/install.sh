@@ -16,7 +16,7 @@ opts=()
 if [ "${1:-}" = --no-install-recommends ]; then opts+=(--no-install-recommends); shift; fi
 [ "$#" -gt 0 ] || die "usage: $0 [--no-install-recommends] PKG..."
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = 'install ok installed' ]; }
 missing() { local p; for p in "$@"; do installed "$p" || echo "$p"; done; }
 
 [ -n "$(missing "$@")" ] || exit 0
