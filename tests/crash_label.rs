@@ -217,3 +217,45 @@ at_every_step! {
     rotate_during_verify, run_during_verify: "during-verify";
     rotate_before_remove, run_before_remove: "before-remove";
 }
+
+/// A rotator killed while it held the locks, then the targets removed by hand (a compose
+/// `down` of those services): no rotation will ever select them again to take their locks
+/// over, so the next rotation of anything sweeps the dead holder's markers away.
+#[test]
+fn a_dead_rotators_locks_of_targets_removed_since_are_swept_by_the_next_rotation() {
+    let fleet = Fleet::new("crash-label-swept");
+    fleet.kill_at("before-create");
+    let markers = |f: &Fleet| -> Vec<String> {
+        f.engine_state()
+            .into_keys()
+            .filter(|n| n.ends_with("-tr-lock"))
+            .collect()
+    };
+    assert_eq!(markers(&fleet).len(), BOTS, "{:?}", fleet.engine_state());
+    for n in &fleet.names {
+        support::docker(&["rm", "-f", n]);
+    }
+    let other = host_bot(
+        &fleet.scope,
+        "other",
+        &fleet.new,
+        &fleet.api.base_url(),
+        &[],
+    );
+    let out = rotator(&[
+        "rotate",
+        "--json",
+        "--secret-file",
+        s(&fleet.file),
+        "--api-base-url",
+        &fleet.api.base_url(),
+        "--container",
+        &other,
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(markers(&fleet), Vec::<String>::new(), "{out:?}");
+    assert_eq!(
+        fleet.engine_state(),
+        BTreeMap::from([(other, ("running".to_string(), true))])
+    );
+}

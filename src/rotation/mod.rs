@@ -103,7 +103,20 @@ impl Rotator {
             },
         };
         report.recovered.splice(0..0, recovered);
+        self.sweep_locks().await;
         report
+    }
+
+    /// Removes the lock markers nobody holds any more (a dead rotator's whose target was
+    /// removed by hand since, which no rotation would take over; ours whose release
+    /// failed). A failure only costs a log line: the next rotation tries again.
+    async fn sweep_locks(&self) {
+        if let Err(e) = self.pipeline.locker.sweep(&self.docker).await {
+            tracing::warn!(
+                "cannot look for lock markers left behind: {}",
+                crate::engine::describe(&e)
+            );
+        }
     }
 
     /// Finishes or undoes every interrupted swap of a label-selected target, before

@@ -8,11 +8,12 @@
 //! when the lock is older than the configured timeout. A host name or a PID alone proves
 //! nothing: sidecars on the host network share the host's name, and every one is PID 1.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::CreateContainerOptionsBuilder;
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
 use bollard::Docker;
 
 use crate::engine::lenient::inspect_container;
@@ -40,6 +41,9 @@ pub struct Locker {
     pub stale_after: Duration,
     /// How long to wait for a live holder before giving up.
     pub wait: Duration,
+    /// The markers (by name) this process holds or is taking now: a marker of ours that is
+    /// not among them is one whose release failed (the engine was away), taken over at once.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 /// A held lock; release it with [`Lock::release`].
@@ -47,6 +51,9 @@ pub struct Lock {
     /// `None`: a lock held in memory only (the pipeline's unit tests), nothing to remove.
     docker: Option<Docker>,
     id: String,
+    name: String,
+    /// The holder's set of held markers, which this one (`name`) leaves when released.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Lock {
@@ -106,6 +113,7 @@ impl Locker {
             instance: new_rotation_id(),
             stale_after,
             wait,
+            held: Arc::default(),
         }
     }
 
@@ -117,6 +125,22 @@ impl Locker {
         image: &str,
     ) -> Result<Lock, LockError> {
         let name = lock_name(target);
+        self.holding().insert(name.clone());
+        let result = self.take(docker, target, image, &name).await;
+        if result.is_err() {
+            self.holding().remove(&name);
+        }
+        result
+    }
+
+    /// [`Locker::acquire`]'s loop: create the marker, or wait for (or take over) its holder.
+    async fn take(
+        &self,
+        docker: &Docker,
+        target: &str,
+        image: &str,
+        name: &str,
+    ) -> Result<Lock, LockError> {
         let fail = |source: bollard::errors::Error| LockError::Engine {
             target: target.to_string(),
             source,
@@ -125,35 +149,38 @@ impl Locker {
         loop {
             match docker
                 .create_container(
-                    Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                    Some(CreateContainerOptionsBuilder::default().name(name).build()),
                     self.body(image),
                 )
                 .await
             {
                 Ok(created) => {
+                    self.holding().insert(name.to_string());
                     return Ok(Lock {
                         docker: Some(docker.clone()),
                         id: created.id,
-                    })
+                        name: name.to_string(),
+                        held: self.held.clone(),
+                    });
                 }
                 // 409: the name is taken, so someone holds the lock.
                 Err(e) if crate::engine::status_of(&e) == Some(409) => {}
                 Err(e) => return Err(fail(e)),
             }
-            let held = match inspect_container(docker, &name).await {
+            let held = match inspect_container(docker, name).await {
                 Ok(c) => c,
                 Err(e) if is_not_found(&e) => continue, // released meanwhile
                 Err(e) => return Err(fail(e)),
             };
             let labels = held.config.and_then(|c| c.labels).unwrap_or_default();
             let age = age(&labels);
-            if self.holder_is_dead(&labels) || age >= self.stale_after {
+            if self.is_garbage(&labels, name) {
                 tracing::warn!(
                     container = %target,
                     age_secs = age.as_secs(),
                     "taking over the lock of a rotator that is gone"
                 );
-                remove_keep_volumes(docker, held.id.as_deref().unwrap_or(&name))
+                remove_keep_volumes(docker, held.id.as_deref().unwrap_or(name))
                     .await
                     .map_err(fail)?;
                 continue;
@@ -198,6 +225,52 @@ impl Locker {
         }
     }
 
+    /// Whether the marker `name` with `labels` is nobody's lock any more: its holder is
+    /// dead, or it is older than the timeout, or it is ours but no longer held (its
+    /// release failed).
+    fn is_garbage(&self, labels: &HashMap<String, String>, name: &str) -> bool {
+        let ours_unheld =
+            labels.get(LABEL_INSTANCE) == Some(&self.instance) && !self.holding().contains(name);
+        ours_unheld || self.holder_is_dead(labels) || age(labels) >= self.stale_after
+    }
+
+    fn holding(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes every lock marker on the engine that is nobody's lock any more (see
+    /// [`Locker::is_garbage`]): those of a target that was removed by hand after its
+    /// rotator died, which no rotation takes over, and those whose release failed. One
+    /// filtered list; a marker another rotator takes over meanwhile is removed by its ID,
+    /// so its new lock is never touched. Returns how many went.
+    pub async fn sweep(&self, docker: &Docker) -> Result<usize, bollard::errors::Error> {
+        let filters = HashMap::from([("label".to_string(), vec![LABEL_SINCE.to_string()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let mut removed = 0;
+        for c in crate::engine::lenient::list_containers(docker, opts).await? {
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            let (id, labels) = (c.id.unwrap_or_default(), c.labels.unwrap_or_default());
+            if id.is_empty() || !self.is_garbage(&labels, &name) {
+                continue;
+            }
+            match remove_keep_volumes(docker, &id).await {
+                Ok(()) => removed += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+            tracing::info!(marker = %short(&id), "removed the lock marker of a rotator that is gone");
+        }
+        Ok(removed)
+    }
+
     fn holder_is_dead(&self, labels: &HashMap<String, String>) -> bool {
         let same = |key: &str, ours: &str| {
             !ours.is_empty() && labels.get(key).map(String::as_str) == Some(ours)
@@ -237,11 +310,18 @@ impl Lock {
         Lock {
             docker: None,
             id: id.to_string(),
+            name: id.to_string(),
+            held: Arc::default(),
         }
     }
 
     /// Removes the lock container.
     pub async fn release(self) {
+        // Not held any more, whatever the engine says: a marker left behind is garbage.
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
         let Some(docker) = &self.docker else {
             return;
         };
@@ -269,6 +349,7 @@ mod tests {
             instance: "i-me".into(),
             stale_after: Duration::from_secs(600),
             wait: Duration::from_secs(0),
+            held: Arc::default(),
         }
     }
 
@@ -307,5 +388,47 @@ mod tests {
         let mut ours = holder("boot-1", "pid:[1]", "c-me", 1);
         ours.insert(LABEL_INSTANCE.into(), "i-me".into());
         assert!(!me().holder_is_dead(&ours));
+    }
+
+    #[test]
+    fn our_own_marker_is_garbage_only_once_we_no_longer_hold_it() {
+        let me = me();
+        let mut ours = holder("boot-1", "pid:[1]", "c-me", 1);
+        ours.insert(LABEL_INSTANCE.into(), "i-me".into());
+        ours.insert(LABEL_SINCE.into(), now_secs().to_string());
+        me.holding().insert("bot-tr-lock".into());
+        assert!(!me.is_garbage(&ours, "bot-tr-lock"), "held: a live lock");
+        assert!(
+            me.is_garbage(&ours, "other-tr-lock"),
+            "ours, not held: its release failed"
+        );
+        let released = Lock {
+            docker: None,
+            id: "0123abcd".into(),
+            name: "bot-tr-lock".into(),
+            held: me.held.clone(),
+        };
+        futures_util::FutureExt::now_or_never(released.release()).unwrap();
+        assert!(
+            me.is_garbage(&ours, "bot-tr-lock"),
+            "released: nobody's lock"
+        );
+    }
+
+    #[test]
+    fn a_live_holders_fresh_marker_is_never_garbage_an_old_one_is() {
+        let me = me();
+        let mut other = holder("boot-2", "pid:[1]", "c-other", 99);
+        other.insert(LABEL_SINCE.into(), now_secs().to_string());
+        assert!(!me.is_garbage(&other, "m"));
+        other.insert(LABEL_SINCE.into(), (now_secs() - 601).to_string());
+        assert!(me.is_garbage(&other, "m"), "older than the timeout");
+    }
+
+    fn now_secs() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! - a `-tr-done-` container: the swap was verified; remove the old container;
 //! - a `-tr-old-`/`-tr-stopped-` container: not verified; remove its replacements (found by
-//!   their `replaces` label, whatever their name now), give it its name back, start it if
-//!   it ran;
+//!   their `replaces` label, whatever their name now), start it if
+//!   it ran, then give it its name back;
 //! - a lone `-tr-new-` container next to the untouched original: remove it, and start the
 //!   original again if the swap had stopped it.
 //!
@@ -233,14 +233,17 @@ impl Settling<'_> {
             self.removed.push(n);
         }
         self.name_is_free().await?;
-        self.call("rename the old container back", || {
-            rename(docker, id, target)
-        })
-        .await?;
+        // Started before it gets its name back: a crash in between leaves a running
+        // `-tr-old-` container, which the next run finds and names, never a stopped bot
+        // under its name, which nothing would tell from one stopped on purpose.
         if marker == Marker::Old {
             self.call("start the old container again", || start(docker, id))
                 .await?;
         }
+        self.call("rename the old container back", || {
+            rename(docker, id, target)
+        })
+        .await?;
         self.actions.push(format!(
             "restored the old container {} under its name",
             short(id)
