@@ -187,6 +187,11 @@ impl Tokens {
         self.rejected.extend(kept);
     }
 
+    /// Whether a validated standby waits.
+    pub fn standby_ready(&self) -> bool {
+        self.standby_state == StandbyState::Ready
+    }
+
     /// Whether the API rejected the live token.
     pub fn live_rejected(&self) -> bool {
         self.live().is_some_and(|t| self.is_rejected(t))

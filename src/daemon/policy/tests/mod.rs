@@ -45,6 +45,10 @@ fn config() -> Config {
             max: Duration::from_secs(14 * 86_400),
             alert_after: Duration::from_secs(3600),
         },
+        remind: problems::Schedule {
+            remind_every: Some(Duration::from_secs(86_400)),
+            drift_after: Duration::from_secs(900),
+        },
         targets: vec![BOT.into()],
         jitter: |d| d,
     }
@@ -814,4 +818,5 @@ fn the_watch_of_a_retired_token_ends_after_its_maximum() {
     assert!(published(&sim, &acts).unwrap().status.retired.is_empty());
 }
 
+mod problems;
 mod restored;
