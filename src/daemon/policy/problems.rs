@@ -343,7 +343,10 @@ impl Problems {
     /// again as a reminder.
     pub fn due(&mut self, clock: Clock, out: &mut Out) {
         for i in 0..self.open.len() {
-            if !self.due_at(&self.open[i]).is_some_and(|at| at <= clock.wall) {
+            if !self
+                .due_at(&self.open[i])
+                .is_some_and(|at| at <= clock.wall)
+            {
                 continue;
             }
             let p = &mut self.open[i];

@@ -189,7 +189,11 @@ impl Kept {
             version: VERSION,
             retired: retired.collect(),
             rejected: state.rejected.iter().map(|f| f.to_string()).collect(),
-            problems: state.problems.iter().map(problems::KeptProblem::of).collect(),
+            problems: state
+                .problems
+                .iter()
+                .map(problems::KeptProblem::of)
+                .collect(),
         }
     }
 }
@@ -220,7 +224,10 @@ fn decode(bytes: &[u8], path: &Path) -> Result<State, StoreError> {
         Fingerprint::parse(f)
             .ok_or_else(|| corrupt("a rejected fingerprint is not 12 hex digits".into()))
     });
-    let problems = kept.problems.into_iter().map(|p| p.read().map_err(&corrupt));
+    let problems = kept
+        .problems
+        .into_iter()
+        .map(|p| p.read().map_err(&corrupt));
     Ok(State {
         retired: retired.collect::<Result<_, _>>()?,
         rejected: rejected.collect::<Result<_, _>>()?,

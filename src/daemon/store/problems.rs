@@ -80,7 +80,8 @@ impl KeptProblem {
             humantime::parse_rfc3339(s).map_err(|_| "a problem's time is not RFC 3339".to_string())
         };
         let fp = |s: &str| {
-            Fingerprint::parse(s).ok_or_else(|| "a problem's fingerprint is not 12 hex digits".to_string())
+            Fingerprint::parse(s)
+                .ok_or_else(|| "a problem's fingerprint is not 12 hex digits".to_string())
         };
         let kind = Kind::parse(&self.problem).ok_or("a problem's name is not a known one")?;
         let missing = || format!("a {} problem lacks one of its fields", self.problem);

@@ -41,6 +41,7 @@ fn state() -> State {
             },
         ],
         rejected: vec![Fingerprint::of("sk-ant-oat01-rejected")],
+        problems: Vec::new(),
     }
 }
 
