@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use super::{Store, StoreError, FILE};
 use crate::daemon::policy::problems::{Detail, Problem};
 use crate::daemon::policy::retired::{Kept as Retired, State as Seen};
-use crate::error::Outcome;
 use crate::daemon::policy::state::State;
+use crate::error::Outcome;
 use crate::secret::{Fingerprint, Token};
 
 const SECRET: &str = "sk-ant-oat01-state-test-secret-value";
