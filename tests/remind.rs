@@ -125,6 +125,22 @@ fn standby_needed_is_repeated_across_a_restart_then_resolved_once_a_valid_standb
         .iter()
         .filter(|b| b["event"] == "standby_needed" && b["live_fingerprint"] == fp.as_str());
     assert_eq!(later.count(), 0, "nothing after it is resolved: {all:?}");
+    // The spare replaced the rejected token (after the restart too), and a new spare is
+    // asked for: a new problem, about the promoted token.
+    assert!(
+        wait_until(20.0, || env_of_if_any(&bot, ENV_VAR).as_deref()
+            == Some(spare.as_str())),
+        "{}",
+        d.logs()
+    );
+    let spare_fp = fingerprint(&spare);
+    assert!(wait_until(10.0, || !of(
+        &rx,
+        "standby_needed",
+        "live_fingerprint",
+        &spare_fp
+    )
+    .is_empty()));
 }
 
 #[test]

@@ -21,11 +21,11 @@ pub fn drift(fp: &str, targets: &[String], since: SystemTime, now: Option<System
         .map(|d| format!(" for {}", human(d)))
         .unwrap_or_default();
     let text = format!(
-        "token-rotator: the bots {bots} do not carry token {fp}, which the secret file \
-         holds, since {}{for_how_long}: the rotations to it keep failing. They run on their \
-         old token, which may be revoked or expire. What to do: read the daemon's log and \
-         /status for the failing step (engine down, a lock held by another token-rotator, \
-         a target that cannot be copied), fix it; the daemon keeps retrying.",
+        "token-rotator: the bots {bots} do not carry token {fp}, the one they should run \
+         on, since {}{for_how_long}: the rotations to it keep failing, and they run on an \
+         older token, which may be revoked or expire. What to do: read the daemon's log \
+         and /status for the failing step (engine down, a lock held by another \
+         token-rotator, a target that cannot be copied) and fix it; the daemon retries.",
         rfc3339(since)
     );
     let body = json!({ "fingerprint": fp, "targets": targets, "since": rfc3339(since) });
@@ -95,16 +95,24 @@ pub fn resolved(
     reason: &str,
 ) -> Notice {
     let what = match reason {
-        "standby_ready" => "a valid standby token is ready".to_string(),
-        "live_token_replaced" => "a new token is live and the API accepts it".to_string(),
-        "token_dead" => format!("the API rejects token {fp} now"),
-        "watch_ended" => format!("token {fp} is no longer watched"),
-        "rotation_landed" => "a rotation landed: every target carries the token".to_string(),
+        "standby_ready" => "a valid standby token is ready (it replaces a rejected live \
+                            token at once). Nothing more to do"
+            .to_string(),
+        "live_token_replaced" => {
+            "a new token is live and the API accepts it. Nothing more to do".to_string()
+        }
+        "token_dead" => format!("the API rejects token {fp} now. Nothing more to do"),
+        "watch_ended" => format!(
+            "token {fp} is no longer watched (--retired-watch-max, or it is live again); \
+             if it was never revoked, revoke it at claude.ai (settings, Claude Code)"
+        ),
+        "rotation_landed" => {
+            "a rotation landed: every target carries the token. Nothing more to do".to_string()
+        }
         other => other.replace('_', " "),
     };
     let text = format!(
-        "token-rotator: resolved: {problem} (token {fp}, open since {}, {}) is over: {what}. \
-         Nothing more to do.",
+        "token-rotator: resolved: {problem} (token {fp}, open since {}, {}) is over: {what}.",
         rfc3339(since),
         human(lasted)
     );

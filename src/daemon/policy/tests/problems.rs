@@ -380,3 +380,42 @@ fn an_overdue_reminder_after_a_long_restart_is_sent_once_at_start() {
         Some(Some(sim.clock.now + DAY))
     );
 }
+
+#[test]
+fn after_a_restart_a_valid_standby_resolves_standby_needed_and_replaces_the_rejected_token() {
+    let mut sim = Sim::new(config());
+    let (live, spare) = (token(1), token(2));
+    sim.deploy(&live, None);
+    let acts = reject_live(&mut sim, &live, None);
+    let state = kept(&sim, &acts).unwrap();
+    let (mut sim, _) = restart(&sim, config(), state, Duration::from_secs(60));
+    sim.on(Input::Started);
+    sim.standby_read(None, false, Then::Nothing);
+    sim.on(Input::Drained);
+    let acts = sim.on(Input::PrimaryRead(Why::Look, read(&live, 1)));
+    assert!(plan_of(acts).is_none(), "nothing to deploy yet");
+    // The standby is written and validated: over, and it goes live.
+    let acts = sim.standby_read(Some(&spare), false, Then::PromoteIfLiveRejected);
+    let acts = sim.on(Input::Probed {
+        purpose: Purpose::Standby(Then::PromoteIfLiveRejected),
+        fingerprint: probe_of(&acts).unwrap(),
+        verdict: valid(),
+    });
+    assert_eq!(
+        resolved(&acts),
+        [("standby_needed", "standby_ready", Duration::from_secs(60))]
+    );
+    assert!(matches!(
+        sim.on(Input::Drained)[..],
+        [Action::ReadPrimary(Why::Look)]
+    ));
+    let plan = plan_of(sim.on(Input::PrimaryRead(Why::Look, read(&live, 1))))
+        .expect("the standby replaces the rejected token, also after a restart");
+    assert_eq!(plan.token.fingerprint(), spare.fingerprint());
+    let acts = sim.rotated(plan, Outcome::Rotated, &[&live]);
+    assert_eq!(
+        announced(&acts),
+        ["rotation", "standby_promoted", "standby_needed"],
+        "and a new spare is asked for"
+    );
+}
