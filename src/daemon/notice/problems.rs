@@ -103,9 +103,10 @@ pub fn resolved(
         }
         "token_dead" => format!("the API rejects token {fp} now. Nothing more to do"),
         "watch_ended" => format!(
-            "token {fp} is no longer watched (--retired-watch-max, or it is live again); \
-             if it was never revoked, revoke it at claude.ai (settings, Claude Code)"
+            "token {fp} is no longer watched (--retired-watch-max): if it was never \
+             revoked, revoke it at claude.ai (settings, Claude Code)"
         ),
+        "live_again" => format!("token {fp} is live again, not retired. Nothing more to do"),
         "rotation_landed" => {
             "a rotation landed: every target carries the token. Nothing more to do".to_string()
         }

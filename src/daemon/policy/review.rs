@@ -5,7 +5,7 @@
 //! | problem | over when |
 //! |---|---|
 //! | `standby_needed` | a valid standby is read (`ready`); with no `--standby-file`, a live token the API has not rejected replaced the rejected one |
-//! | `retired_token_alive` | the API rejects the token at last, or its watch ended (`--retired-watch-max`, or it is live again) |
+//! | `retired_token_alive` | the API rejects the token at last (`token_dead`), it is live again (`live_again`), or its watch ended (`watch_ended`: `--retired-watch-max`) |
 //! | `rotation_failed` | a rotation lands: every target carries the token it deployed |
 //! | `drift` | likewise |
 
@@ -53,6 +53,9 @@ impl Policy {
             Kind::RetiredTokenAlive => match self.retired.state_of(&p.fingerprint) {
                 Some(Seen::Alive | Seen::Unknown) => None,
                 Some(Seen::Dead { .. }) => Some("token_dead"),
+                None if self.tokens.live().map(|t| t.fingerprint()) == Some(&p.fingerprint) => {
+                    Some("live_again")
+                }
                 None => Some("watch_ended"),
             },
             Kind::RotationFailed | Kind::Drift => landed.then_some("rotation_landed"),

@@ -419,3 +419,26 @@ fn after_a_restart_a_valid_standby_resolves_standby_needed_and_replaces_the_reje
         "and a new spare is asked for"
     );
 }
+
+#[test]
+fn retired_token_alive_deployed_again_is_resolved_as_live_again() {
+    let mut sim = Sim::new(config());
+    let (a, b) = (token(1), token(2));
+    let plan = plan_of(sim.started(&b, None)).unwrap();
+    sim.rotated(plan, Outcome::Rotated, &[&a]);
+    sim.advance(Duration::from_secs(3600));
+    sim.on(Input::Due(Timer::Retired));
+    let acts = sim.on(Input::Probed {
+        purpose: Purpose::Retired,
+        fingerprint: a.fingerprint().clone(),
+        verdict: valid(),
+    });
+    assert_eq!(announced(&acts), ["retired_token_alive"]);
+    sim.on(Input::PrimaryRead(Why::Event, read(&a, 3)));
+    let plan = plan_of(sim.on(Input::Drained)).unwrap();
+    let acts = sim.rotated(plan, Outcome::Rotated, &[&b]);
+    assert_eq!(
+        resolved(&acts),
+        [("retired_token_alive", "live_again", Duration::ZERO)]
+    );
+}
