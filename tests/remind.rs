@@ -198,3 +198,22 @@ fn a_target_that_cannot_be_rotated_is_drift_after_drift_after_then_resolved_once
     assert_eq!(resolved("drift").len(), 1, "once");
     assert_eq!(drift().len(), 1, "--remind-every 0: no reminder");
 }
+
+#[test]
+fn a_bad_remind_every_or_drift_after_exits_64_naming_the_flag_or_the_variable() {
+    let base = [
+        "run",
+        "--secret-file",
+        "/nonexistent/token",
+        "--container",
+        "x",
+    ];
+    let mut argv = base.to_vec();
+    argv.extend(["--remind-every", "soon"]);
+    let run = support::rotator(&argv);
+    assert_eq!(run.code, 64, "{run:?}");
+    assert!(run.stderr.contains("--remind-every"), "{run:?}");
+    let run = support::rotator_env(&base, &[("TOKEN_ROTATOR_DRIFT_AFTER", "40d")]);
+    assert_eq!(run.code, 64, "{run:?}");
+    assert!(run.stderr.contains("TOKEN_ROTATOR_DRIFT_AFTER"), "{run:?}");
+}
