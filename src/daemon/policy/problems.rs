@@ -306,7 +306,7 @@ impl Problems {
     /// was announced (one still waiting goes silently).
     pub fn close(
         &mut self,
-        mut over: impl FnMut(&Problem) -> Option<&'static str>,
+        over: impl Fn(&Problem) -> Option<&'static str>,
         clock: Clock,
         out: &mut Out,
     ) {

@@ -13,6 +13,7 @@ use super::problems::{Detail, Kind, Problem};
 use super::retired::State as Seen;
 use super::{Action, Clock, Out, Policy};
 use crate::rotation::{RotationReport, TargetOutcome};
+use crate::secret::Fingerprint;
 
 impl Policy {
     /// Opens, drops and closes problems after an input; the state is then kept, if it changed.
@@ -23,15 +24,16 @@ impl Policy {
             _ => true,
         });
         let landed = std::mem::take(&mut self.landed);
-        let reasons: Vec<Option<&'static str>> = self
-            .problems
-            .open()
-            .iter()
-            .map(|p| self.over(p, landed))
+        let over: Vec<(Kind, Fingerprint, &'static str)> = (self.problems.open().iter())
+            .filter_map(|p| Some((p.kind(), p.fingerprint.clone(), self.over(p, landed)?)))
             .collect();
-        let mut reasons = reasons.into_iter();
-        self.problems
-            .close(|_| reasons.next().flatten(), clock, out);
+        let reason = |p: &Problem| {
+            let found = over
+                .iter()
+                .find(|o| o.0 == p.kind() && o.1 == p.fingerprint);
+            found.map(|o| o.2)
+        };
+        self.problems.close(reason, clock, out);
         if self.problems.take_changed(clock, out) {
             out.changed();
         }
