@@ -375,6 +375,17 @@ pub struct RunArgs {
     #[arg(long, default_value = "1h", env = "TOKEN_ROTATOR_RETIRED_ALERT_AFTER", value_parser = duration, value_name = "DURATION")]
     pub retired_alert_after: Duration,
 
+    /// A problem that needs a person (`standby_needed`, `retired_token_alive`,
+    /// `rotation_failed`, `drift`) is announced again this often while it lasts (`0`: once);
+    /// `resolved` is announced when it is over.
+    #[arg(long, default_value = "24h", env = "TOKEN_ROTATOR_REMIND_EVERY", value_parser = duration, value_name = "DURATION")]
+    pub remind_every: Duration,
+
+    /// A target that does not carry the secret file's token this long after the daemon
+    /// decided to deploy it (rotations failing, retried) is announced (`drift`).
+    #[arg(long, default_value = "15m", env = "TOKEN_ROTATOR_DRIFT_AFTER", value_parser = duration, value_name = "DURATION")]
+    pub drift_after: Duration,
+
     /// A directory where the state that must survive a restart is kept (the retired-token
     /// watch, the rejected tokens), in `state.json`, mode 0600. Without it the state is kept
     /// in memory and a restart forgets it.

@@ -148,6 +148,10 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             max: args.retired_watch_max,
             alert_after: args.retired_alert_after,
         },
+        remind: crate::daemon::policy::problems::Schedule {
+            remind_every: (!args.remind_every.is_zero()).then_some(args.remind_every),
+            drift_after: args.drift_after,
+        },
         shutdown_timeout: args.shutdown_timeout,
         notifiers: notifiers(&args)?,
     };

@@ -58,6 +58,8 @@ pub struct DaemonConfig {
     pub log_patterns: Option<Vec<regex::Regex>>,
     /// How retired tokens are watched.
     pub retired: WatchPlan,
+    /// When open problems are told again (`--remind-every`, `--drift-after`).
+    pub remind: policy::problems::Schedule,
     /// Where the state that survives a restart is kept (`None`: in memory only).
     pub store: Option<store::Store>,
     /// The state read from it at start.
@@ -147,6 +149,7 @@ fn policy_config(rotator: &Rotator, cfg: &DaemonConfig) -> policy::Config {
         debounce: cfg.watch.debounce,
         live_probe_interval: cfg.live_probe_interval,
         retired: cfg.retired.clone(),
+        remind: cfg.remind,
         // Those named; label-selected targets join at the first rotation.
         targets: rotator.targets.names.clone(),
         jitter: crate::engine::jittered,

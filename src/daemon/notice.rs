@@ -80,6 +80,19 @@ pub fn notice(event: Event, standby: Option<&Path>) -> Notice {
             retired_at,
             alive_for,
         } => retired_token_alive(fingerprint.as_str(), retired_at, alive_for),
+        Event::Drift {
+            fingerprint,
+            targets,
+            since,
+        } => problems::drift(fingerprint.as_str(), &targets, since, None),
+        Event::Reminder { problem, at } => problems::reminder(&problem, at, standby),
+        Event::Resolved {
+            problem,
+            fingerprint,
+            since,
+            lasted,
+            reason,
+        } => problems::resolved(problem, fingerprint.as_str(), since, lasted, reason),
     }
 }
 
@@ -143,11 +156,9 @@ fn rotation(report: &RotationReport) -> Notice {
         Outcome::Rejected => ("token_rejected", Severity::Warning),
         Outcome::CanaryFailed => ("canary_failed", Severity::Warning),
         Outcome::RollbackFailed => ("rotation_failed", Severity::Critical),
-        Outcome::BadTarget
-        | Outcome::RolledBack
-        | Outcome::EngineUnavailable
-        | Outcome::Busy
-        | Outcome::Inconclusive => ("rotation_failed", Severity::Warning),
+        o if crate::daemon::policy::problems::rotation_failed(o) => {
+            ("rotation_failed", Severity::Warning)
+        }
         _ => ("rotation", Severity::Info),
     };
     let (title, text) = match report.outcome {
@@ -241,6 +252,8 @@ fn names(report: &RotationReport) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+mod problems;
 
 #[cfg(test)]
 mod tests;

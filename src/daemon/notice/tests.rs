@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::daemon::policy::problems::{Detail, Kind, Problem};
 use crate::secret::Fingerprint;
 use crate::telemetry::notify::EVENTS;
 
@@ -65,8 +66,90 @@ fn every_event() -> Vec<Event> {
             retired_at: at,
             alive_for: Duration::from_secs(3600),
         },
+        Event::Drift {
+            fingerprint: fp(),
+            targets: vec!["bot".into()],
+            since: at,
+        },
+        Event::Resolved {
+            problem: "drift",
+            fingerprint: fp(),
+            since: at,
+            lasted: Duration::from_secs(900),
+            reason: "rotation_landed",
+        },
     ]);
+    events.extend(problems().into_iter().map(|p| Event::Reminder {
+        problem: Box::new(p),
+        at: at + Duration::from_secs(2 * 86_400),
+    }));
     events
+}
+
+/// One open problem of each kind, reminded twice.
+fn problems() -> Vec<Problem> {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let details = [
+        Detail::StandbyNeeded {
+            reason: "no standby token".into(),
+            live: None,
+        },
+        Detail::RetiredTokenAlive { retired_at: at },
+        Detail::RotationFailed {
+            outcome: Outcome::EngineUnavailable,
+            error: Some("engine unreachable".into()),
+            targets: vec!["bot".into()],
+        },
+        Detail::Drift {
+            targets: vec!["bot".into()],
+        },
+    ];
+    details
+        .into_iter()
+        .map(|detail| Problem {
+            fingerprint: Fingerprint::of("tok"),
+            detail,
+            since: at,
+            announced_at: Some(at + Duration::from_secs(86_400)),
+            reminders: 2,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reminder_is_its_problems_event_with_reminder_and_since_and_resolved_names_the_problem() {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    for p in problems() {
+        let kind = p.kind();
+        let n = notice(
+            Event::Reminder {
+                problem: Box::new(p),
+                at: at + Duration::from_secs(2 * 86_400),
+            },
+            None,
+        );
+        assert_eq!(n.event, kind.event());
+        assert_eq!(n.body["reminder"], 2);
+        assert_eq!(n.body["since"], rfc3339(at));
+        assert_eq!(n.body["fingerprint"], Fingerprint::of("tok").as_str());
+        if kind == Kind::RetiredTokenAlive {
+            assert_eq!(n.body["alive_for_seconds"], 2 * 86_400, "as of now");
+        }
+    }
+    let n = notice(
+        Event::Resolved {
+            problem: "standby_needed",
+            fingerprint: Fingerprint::of("tok"),
+            since: at,
+            lasted: Duration::from_secs(3600),
+            reason: "standby_ready",
+        },
+        None,
+    );
+    assert_eq!((n.event, n.severity), ("resolved", Severity::Info));
+    assert_eq!(n.body["problem"], "standby_needed");
+    assert_eq!(n.body["lasted_seconds"], 3600);
+    assert_eq!(n.body["fingerprint"], Fingerprint::of("tok").as_str());
 }
 
 #[test]

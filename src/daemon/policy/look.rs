@@ -70,6 +70,9 @@ impl Policy {
                     return;
                 }
                 tracing::info!(fingerprint = %token.fingerprint(), from = file.label(), "read token");
+                if self.wanted.as_ref().map(|w| &w.0) != Some(token.fingerprint()) {
+                    self.wanted = Some((token.fingerprint().clone(), clock.wall));
+                }
                 self.phase = Phase::Rotating;
                 out.push(Action::Rotate(Plan {
                     token,
@@ -166,6 +169,12 @@ impl Policy {
         if !report.targets.is_empty() {
             self.targets = report.targets.iter().map(|t| t.name.clone()).collect();
             out.push(Action::Follow(self.targets.clone()));
+        }
+        if deployed {
+            self.landed = true;
+            self.wanted = None;
+        } else if super::problems::rotation_failed(report.outcome) {
+            self.drifting(&report);
         }
         if deployed {
             // What the swaps replaced may still work: watch it until the API rejects it.
@@ -267,6 +276,7 @@ impl Policy {
                 }
             }
             Timer::Retired => self.retired.probe_due(clock, out),
+            Timer::Remind => self.problems.due(clock, out),
         }
     }
 }

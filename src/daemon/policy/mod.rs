@@ -12,10 +12,15 @@
 //!   rejected it, else a validated standby, else nothing;
 //! - **after a rotation**: retry with backoff (nothing says the token is bad), or remember the
 //!   failure so that the same file content is not tried again until it is written again;
-//!   which tokens the swaps retired ([`retired`]), and what is announced (once).
+//!   which tokens the swaps retired ([`retired`]), and what is announced (once);
+//! - **until it is fixed** ([`problems`], [`review`]): a problem that needs a person is
+//!   repeated every `--remind-every` while it lasts, then closed with `resolved`; a target
+//!   out of sync for `--drift-after` is announced as `drift`.
 
 mod look;
+pub mod problems;
 pub mod retired;
+mod review;
 pub mod state;
 pub mod tokens;
 
@@ -182,6 +187,8 @@ pub enum Timer {
     LiveProbe,
     /// The next retired token's probe.
     Retired,
+    /// The earliest reminder (or waiting first announcement) of an open problem.
+    Remind,
 }
 
 /// Something a person is told (webhook today).
@@ -237,6 +244,35 @@ pub enum Event {
         retired_at: SystemTime,
         /// How long it has kept working.
         alive_for: Duration,
+    },
+    /// A target does not carry the token it should, for longer than `--drift-after`.
+    Drift {
+        /// The token the targets should carry.
+        fingerprint: Fingerprint,
+        /// The targets that do not.
+        targets: Vec<String>,
+        /// Since when.
+        since: SystemTime,
+    },
+    /// An open problem, again (its event's name, with `reminder` and `since`).
+    Reminder {
+        /// The problem as it is now (`reminders` counts this one).
+        problem: Box<problems::Problem>,
+        /// Now.
+        at: SystemTime,
+    },
+    /// A problem announced before is over.
+    Resolved {
+        /// The event that announced it (`standby_needed`, `drift`, ...).
+        problem: &'static str,
+        /// The token it was about.
+        fingerprint: Fingerprint,
+        /// When it began.
+        since: SystemTime,
+        /// How long it lasted.
+        lasted: Duration,
+        /// Why it is over (`standby_ready`, `token_dead`, `rotation_landed`, ...).
+        reason: &'static str,
     },
 }
 
@@ -310,6 +346,8 @@ pub struct Config {
     pub live_probe_interval: Option<Duration>,
     /// How retired tokens are watched.
     pub retired: WatchPlan,
+    /// When open problems are told again (`--remind-every`, `--drift-after`).
+    pub remind: problems::Schedule,
     /// The targets named on the command line (label-selected ones join at the first rotation).
     pub targets: Vec<String>,
     /// Shortens a period at random, so that many sidecars do not probe in step.
@@ -350,6 +388,12 @@ pub struct Policy {
     targets: Vec<String>,
     /// The durable state as last handed out (or restored): persisted again only if it changed.
     persisted: State,
+    /// The problems that need a person.
+    problems: problems::Problems,
+    /// The token last decided for the targets, and since when (until a rotation lands it).
+    wanted: Option<(Fingerprint, SystemTime)>,
+    /// This input's rotation landed (every target carries its token).
+    landed: bool,
 }
 
 impl Policy {
@@ -359,6 +403,7 @@ impl Policy {
             tokens: Tokens::new(cfg.can_probe),
             retired: retired::Watch::new(cfg.retired.clone(), cfg.jitter),
             targets: cfg.targets.clone(),
+            problems: problems::Problems::new(cfg.remind),
             cfg,
             phase: Phase::Idle,
             pending: false,
@@ -368,6 +413,8 @@ impl Policy {
             backoff: Backoff::new(RETRY_FIRST, RETRY_MAX),
             last_event: None,
             persisted: State::default(),
+            wanted: None,
+            landed: false,
         }
     }
 
@@ -376,6 +423,7 @@ impl Policy {
         State {
             retired: self.retired.kept(),
             rejected: self.tokens.rejected(),
+            problems: self.problems.kept(),
         }
     }
 
@@ -391,6 +439,7 @@ impl Policy {
             Input::Restored(state) => {
                 self.retired.restore(state.retired, clock, &mut out);
                 self.tokens.restore_rejected(state.rejected);
+                self.problems.restore(state.problems);
                 self.persisted = self.state();
             }
             Input::Started => self.started(clock, &mut out),
@@ -431,6 +480,7 @@ impl Policy {
             Input::Rotated(plan, report) => self.rotated(plan, *report, clock, &mut out),
             Input::Due(timer) => self.due(timer, clock, &mut out),
         }
+        self.review(clock, &mut out);
         if out.changed {
             let now = self.state();
             if now != self.persisted {

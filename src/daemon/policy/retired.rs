@@ -175,6 +175,12 @@ impl Watch {
         }
     }
 
+    /// What the API last said of `fp`, if it is watched.
+    pub fn state_of(&self, fp: &Fingerprint) -> Option<State> {
+        let r = self.tokens.iter().find(|r| r.token.fingerprint() == fp);
+        r.map(|r| r.state)
+    }
+
     /// When the next probe is due.
     pub fn next_due(&self) -> Option<Instant> {
         let watched = self

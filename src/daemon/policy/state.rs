@@ -1,11 +1,12 @@
 //! What survives a restart: the retired-token watch (which tokens, since when, the next
-//! probe, what was announced) and the tokens the API rejected. The policy hands it out as
+//! probe, what was announced), the tokens the API rejected, and the open problems (what
+//! was announced, since when, when it is repeated). The policy hands it out as
 //! [`super::Action::Persist`] whenever it changes and takes it back as
 //! [`super::Input::Restored`] at start; where it is kept is the shell's business
 //! ([`crate::daemon::store`]). Times are wall-clock times: a monotonic instant means
 //! nothing after a restart.
 
-use super::retired;
+use super::{problems, retired};
 use crate::secret::Fingerprint;
 
 /// The durable part of the daemon's state.
@@ -15,4 +16,6 @@ pub struct State {
     pub retired: Vec<retired::Kept>,
     /// The fingerprints of the tokens the API rejected, sorted.
     pub rejected: Vec<Fingerprint>,
+    /// The problems that need a person, open, in the order they opened.
+    pub problems: Vec<problems::Problem>,
 }

@@ -187,6 +187,11 @@ impl Tokens {
         self.rejected.extend(kept);
     }
 
+    /// Whether a validated standby waits.
+    pub fn standby_ready(&self) -> bool {
+        self.standby_state == StandbyState::Ready
+    }
+
     /// Whether the API rejected the live token.
     pub fn live_rejected(&self) -> bool {
         self.live().is_some_and(|t| self.is_rejected(t))
@@ -397,7 +402,9 @@ impl Tokens {
         let ready = self.standby_state == StandbyState::Ready;
         match then {
             Then::Nothing => false,
-            Then::PromoteIfLiveRejected => self.live_rejected() && ready,
+            // Nothing live yet (after a restart whose primary token is rejected, none is
+            // chosen): a look decides whether the ready standby replaces it.
+            Then::PromoteIfLiveRejected => (self.live_rejected() || self.live.is_none()) && ready,
             Then::PromoteIfReady => ready,
             Then::AfterRejection(_) if ready => true,
             Then::AfterRejection(fp) => {

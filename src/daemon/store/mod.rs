@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::policy::retired::{Kept as Retired, State as Seen};
 use super::policy::state::State;
+
+mod problems;
 use crate::secret::{Fingerprint, Token};
 
 /// The schema this build writes and reads.
@@ -130,12 +132,15 @@ impl Store {
     }
 }
 
-/// The file's schema (version 1).
+/// The file's schema (version 1; `problems` was added later, and a file without it reads
+/// as none open).
 #[derive(Serialize, Deserialize)]
 struct Kept {
     version: u32,
     retired: Vec<KeptRetired>,
     rejected: Vec<String>,
+    #[serde(default)]
+    problems: Vec<problems::KeptProblem>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -155,7 +160,7 @@ struct KeptRetired {
     alerted: bool,
 }
 
-fn time(t: SystemTime) -> String {
+pub(super) fn time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -184,6 +189,11 @@ impl Kept {
             version: VERSION,
             retired: retired.collect(),
             rejected: state.rejected.iter().map(|f| f.to_string()).collect(),
+            problems: state
+                .problems
+                .iter()
+                .map(problems::KeptProblem::of)
+                .collect(),
         }
     }
 }
@@ -214,9 +224,14 @@ fn decode(bytes: &[u8], path: &Path) -> Result<State, StoreError> {
         Fingerprint::parse(f)
             .ok_or_else(|| corrupt("a rejected fingerprint is not 12 hex digits".into()))
     });
+    let problems = kept
+        .problems
+        .into_iter()
+        .map(|p| p.read().map_err(&corrupt));
     Ok(State {
         retired: retired.collect::<Result<_, _>>()?,
         rejected: rejected.collect::<Result<_, _>>()?,
+        problems: problems.collect::<Result<_, _>>()?,
     })
 }
 

@@ -6,8 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use super::{Store, StoreError, FILE};
+use crate::daemon::policy::problems::{Detail, Problem};
 use crate::daemon::policy::retired::{Kept as Retired, State as Seen};
 use crate::daemon::policy::state::State;
+use crate::error::Outcome;
 use crate::secret::{Fingerprint, Token};
 
 const SECRET: &str = "sk-ant-oat01-state-test-secret-value";
@@ -41,7 +43,95 @@ fn state() -> State {
             },
         ],
         rejected: vec![Fingerprint::of("sk-ant-oat01-rejected")],
+        problems: problems(t(0)),
     }
+}
+
+/// One open problem of each kind (a drift still waiting).
+fn problems(at: SystemTime) -> Vec<Problem> {
+    let fp = || Fingerprint::of("sk-ant-oat01-live");
+    let p = |detail, announced_at, reminders| Problem {
+        fingerprint: fp(),
+        detail,
+        since: at,
+        announced_at,
+        reminders,
+    };
+    let day = Duration::from_secs(86_400);
+    vec![
+        p(
+            Detail::StandbyNeeded {
+                reason: "no standby token".into(),
+                live: Some(Fingerprint::of("sk-ant-oat01-spare")),
+            },
+            Some(at + day),
+            1,
+        ),
+        p(Detail::RetiredTokenAlive { retired_at: at }, Some(at), 0),
+        p(
+            Detail::RotationFailed {
+                outcome: Outcome::Busy,
+                error: Some("locked".into()),
+                targets: vec!["bot".into()],
+            },
+            Some(at + 2 * day),
+            2,
+        ),
+        p(
+            Detail::Drift {
+                targets: vec!["bot".into()],
+            },
+            None,
+            0,
+        ),
+    ]
+}
+
+#[test]
+fn a_state_file_written_before_problems_were_kept_reads_as_none_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join(FILE);
+    let fp = Fingerprint::of(SECRET);
+    // Exactly what the version before wrote: no `problems`.
+    let body = format!(
+        r#"{{"version": 1, "retired": [{{"token": "{SECRET}", "fingerprint": "{fp}",
+            "retired_at": "2027-01-15T08:00:00Z", "next_probe": 1,
+            "next_probe_at": "2027-01-15T09:00:00Z", "state": "alive", "dead_at": null,
+            "alive_for_seconds": null, "last_probe_at": "2027-01-15T08:01:00Z",
+            "last_answer": "valid (200)", "alerted": false}}],
+            "rejected": ["{}"]}}"#,
+        Fingerprint::of("sk-ant-oat01-rejected")
+    );
+    fs::write(&file, body).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let (store, back) = Store::open(tmp.path()).unwrap();
+    let back = back.expect("read");
+    assert_eq!(back.retired.len(), 1);
+    assert_eq!(back.rejected.len(), 1);
+    assert!(back.problems.is_empty());
+    // Written again, it gains them.
+    let mut now = back.clone();
+    now.problems = problems(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    store.save(&now).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["problems"][2]["problem"], "rotation_failed");
+    assert_eq!(json["problems"][2]["outcome"], "busy");
+    assert_eq!(json["problems"][3]["announced_at"], serde_json::Value::Null);
+    assert_eq!(Store::open(tmp.path()).unwrap().1.unwrap(), now);
+}
+
+#[test]
+fn a_problem_of_an_unknown_kind_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join(FILE);
+    let body = r#"{"version": 1, "retired": [], "rejected": [], "problems": [
+        {"problem": "bogus", "fingerprint": "0123456789ab", "since": "2027-01-15T08:00:00Z",
+         "announced_at": null, "reminders": 0}]}"#;
+    fs::write(&file, body).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let e = Store::open(tmp.path()).unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
 }
 
 #[test]

@@ -35,6 +35,8 @@ pub const EVENTS: &[&str] = &[
     "standby_needed",
     "retired_token_dead",
     "retired_token_alive",
+    "drift",
+    "resolved",
 ];
 
 /// The variable that redirects the services with fixed hosts (Discord, Slack, Telegram,

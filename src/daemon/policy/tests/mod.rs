@@ -45,6 +45,10 @@ fn config() -> Config {
             max: Duration::from_secs(14 * 86_400),
             alert_after: Duration::from_secs(3600),
         },
+        remind: crate::daemon::policy::problems::Schedule {
+            remind_every: Some(Duration::from_secs(86_400)),
+            drift_after: Duration::from_secs(900),
+        },
         targets: vec![BOT.into()],
         jitter: |d| d,
     }
@@ -192,6 +196,9 @@ fn announced(acts: &[Action]) -> Vec<&'static str> {
                 Event::StandbyNeeded { .. } => "standby_needed",
                 Event::RetiredTokenDead { .. } => "retired_token_dead",
                 Event::RetiredTokenAlive { .. } => "retired_token_alive",
+                Event::Drift { .. } => "drift",
+                Event::Reminder { .. } => "reminder",
+                Event::Resolved { .. } => "resolved",
             }),
             _ => None,
         })
@@ -577,7 +584,11 @@ fn the_same_outcome_for_the_same_token_is_announced_once() {
     let current = sim.rotated(plan, Outcome::AlreadyCurrent, &[]);
     assert_eq!(announced(&first), ["rotation"]);
     assert!(announced(&again).is_empty());
-    assert_eq!(announced(&done), ["rotation"]);
+    assert_eq!(
+        announced(&done),
+        ["rotation", "resolved"],
+        "the failure is over: resolved"
+    );
     assert!(
         announced(&current).is_empty(),
         "already_current is never announced"
@@ -761,7 +772,8 @@ fn a_retired_token_is_probed_on_its_schedule_announced_alive_once_then_dead_with
     let (_, acts) = probe(&mut sim, 7200, valid());
     assert!(announced(&acts).is_empty(), "alive is announced once");
     let (_, acts) = probe(&mut sim, 10_800, invalid());
-    assert_eq!(announced(&acts), ["retired_token_dead"]);
+    // `resolved` closes the `retired_token_alive` problem (every problem is closed so).
+    assert_eq!(announced(&acts), ["retired_token_dead", "resolved"]);
     let dead = &published(&sim, &acts).unwrap().status.retired[0];
     assert_eq!((dead.state, dead.alive_for_seconds), ("dead", Some(10_800)));
     assert_eq!(
@@ -814,4 +826,5 @@ fn the_watch_of_a_retired_token_ends_after_its_maximum() {
     assert!(published(&sim, &acts).unwrap().status.retired.is_empty());
 }
 
+mod problems;
 mod restored;
