@@ -124,15 +124,45 @@ pub fn env_of(name: &str, var: &str) -> Option<String> {
         .find_map(|e| e.strip_prefix(&format!("{var}=")).map(str::to_string))
 }
 
+/// `cargo build`, in the environment `scripts/test.sh` built everything in first.
+fn cargo_build() -> Command {
+    let mut cmd = without_cargo_test_env(Command::new(env!("CARGO")));
+    cmd.arg("build");
+    cmd
+}
+
+/// `cmd` without the variables `cargo test` sets for a test binary (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, ...). Some build scripts (ring's) name `CARGO_MANIFEST_DIR` among the
+/// variables that invalidate their output, so a build started from a test with them set
+/// redid ring and all that depends on it (minutes) although `scripts/test.sh` had just built
+/// the same thing from the shell.
+fn without_cargo_test_env(mut cmd: Command) -> Command {
+    for (k, _) in std::env::vars() {
+        let set_by_cargo_test = k.starts_with("CARGO_PKG_")
+            || matches!(
+                k.as_str(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+            );
+        if set_by_cargo_test {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// Builds the static fake-bot (once per process) and returns its path.
 pub fn fake_bot_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let target_dir = root().join("target/fake-bot");
-            let status = Command::new(env!("CARGO"))
+            let status = cargo_build()
                 .args([
-                    "build",
                     "--release",
                     "--locked",
                     "--target",
@@ -477,7 +507,7 @@ pub fn s(p: &Path) -> &str {
 pub fn rotator_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let status = Command::new("bash")
+        let status = without_cargo_test_env(Command::new("bash"))
             .arg(root().join("scripts/build-image.sh"))
             .env("CARGO_TARGET_DIR", root().join("target/image"))
             .env("CARGO", env!("CARGO"))
@@ -631,9 +661,8 @@ pub fn fault_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let target_dir = root().join("target/faults");
-            let status = Command::new(env!("CARGO"))
+            let status = cargo_build()
                 .args([
-                    "build",
                     "--locked",
                     "--features",
                     "fault-injection",
