@@ -4,11 +4,14 @@
 //! `?events=` limits a notifier, a bad URL exits 64 without being shown, and no URL or
 //! credential appears in any log line. The events come from the real daemon: a target
 //! that does not exist (`rotation_failed`), and a real rotation of a bot (`rotation`).
+//! Email goes over STARTTLS and TLS to servers whose certificate the test makes (trusted
+//! through the test-only `TOKEN_ROTATOR_NOTIFY_TEST_CA`); STARTTLS required against a server
+//! without it, or a certificate not trusted, fails before any login, saying so in the log.
 
 mod support;
 
 use support::api::StandInApi;
-use support::receiver::{Got, Receiver, Smtp};
+use support::receiver::{Got, Pems, Receiver, Smtp, SmtpMode};
 use support::{
     accepted, env_of_if_any, fingerprint, host_bot, rotator_env, s, HostDaemon, Scope, ENV_VAR,
 };
@@ -296,5 +299,153 @@ fn a_bad_notify_url_exits_64_naming_the_flag_never_the_url() {
     assert_eq!(r.code, 64, "{r:?}");
     for name in ["rotation_failed", "standby_needed", "retired_token_alive"] {
         assert!(r.stderr.contains(name), "the valid events are named: {r:?}");
+    }
+}
+
+const SMTP_PASS: &str = "smtpTlsPassSecret";
+const CA_VAR: &str = "TOKEN_ROTATOR_NOTIFY_TEST_CA";
+
+fn smtp_url(port: u16, encryption: Option<&str>) -> String {
+    let enc = encryption.map_or(String::new(), |e| format!("&encryption={e}"));
+    format!(
+        "smtp://ops:{SMTP_PASS}@127.0.0.1:{port}/?from=rotator@example.com&to=ops@example.com{enc}"
+    )
+}
+
+/// The daemon's log lines (it logs JSON: `TOKEN_ROTATOR_LOG_FORMAT=json`).
+fn log_lines(d: &HostDaemon) -> Vec<serde_json::Value> {
+    d.logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The warning of `notifier` failing to deliver `rotation_failed`, once it is logged.
+fn failure_of(d: &HostDaemon, notifier: &str) -> String {
+    let prefix = format!("{notifier} failed: ");
+    let find = || {
+        log_lines(d).into_iter().find(|l| {
+            l["level"] == "WARN"
+                && l["event"] == "rotation_failed"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(&prefix))
+        })
+    };
+    assert!(
+        support::wait_until(20.0, || find().is_some()),
+        "no failure of {notifier}: {}",
+        d.logs()
+    );
+    let message = find().unwrap()["message"].as_str().unwrap().to_string();
+    eprintln!("--- {message}");
+    message
+}
+
+/// No log line shows the password or a notifier URL.
+fn assert_no_smtp_credential(d: &HostDaemon) {
+    let logs = d.logs();
+    assert!(
+        !logs.contains(SMTP_PASS),
+        "a log line shows the password:\n{logs}"
+    );
+    assert!(!logs.contains("smtp://"), "a log line shows a URL:\n{logs}");
+}
+
+#[test]
+fn email_goes_over_starttls_and_over_tls_with_a_login() {
+    let scope = Scope::new("notify-smtp-tls");
+    let starttls = Smtp::start_with(SmtpMode::StartTls, "ops", SMTP_PASS);
+    let tls = Smtp::start_with(SmtpMode::Tls, "ops", SMTP_PASS);
+    let ca = starttls.pem_file("ca.pem", &Pems::get().ca);
+    // The default (auto) on a port other than 465 is STARTTLS, required.
+    let (a, b) = (
+        smtp_url(starttls.port, None),
+        smtp_url(tls.port, Some("tls")),
+    );
+    let env = [(CA_VAR, s(&ca)), ("TOKEN_ROTATOR_LOG_FORMAT", "json")];
+    let d = failing_daemon(&scope, &["--notify", &a, "--notify", &b], &env);
+    for (server, what) in [(&starttls, "STARTTLS"), (&tls, "TLS")] {
+        assert!(
+            support::wait_until(20.0, || !server.mails().is_empty()),
+            "no mail over {what}: {}",
+            d.logs()
+        );
+        let mail = &server.mails()[0];
+        eprintln!("--- mail over {what}\n{}", mail.content);
+        assert!(mail.tls, "{what}: the mail came in clear");
+        assert_eq!(mail.login.as_deref(), Some("ops"), "{what}: no login");
+        assert_eq!(mail.rcpt_tos, ["ops@example.com"]);
+        assert_eq!(mail.mail_from, "rotator@example.com");
+        assert!(
+            mail.content
+                .contains("Subject: token-rotator: rotation to token"),
+            "{}",
+            mail.content
+        );
+        let logins = server.logins();
+        assert_eq!(logins.len(), 1, "{what}: {logins:?}");
+        assert!(logins[0].tls && logins[0].ok, "{what}: {logins:?}");
+    }
+    assert_no_smtp_credential(&d);
+}
+
+#[test]
+fn starttls_required_against_a_server_without_it_fails_before_the_password() {
+    let scope = Scope::new("notify-smtp-nostarttls");
+    let trap = Smtp::start_with(SmtpMode::NoStartTls, "ops", SMTP_PASS);
+    let ca = trap.pem_file("ca.pem", &Pems::get().ca);
+    let url = smtp_url(trap.port, Some("starttls"));
+    let env = [(CA_VAR, s(&ca)), ("TOKEN_ROTATOR_LOG_FORMAT", "json")];
+    let d = failing_daemon(&scope, &["--notify", &url], &env);
+    let message = failure_of(&d, "notifier 1 (smtp)");
+    assert!(
+        message.contains("STARTTLS"),
+        "the error says why: {message}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1)); // a late AUTH would show now
+    assert!(
+        trap.logins().is_empty(),
+        "a password went in clear: {:?}",
+        trap.logins()
+    );
+    assert!(trap.mails().is_empty(), "a mail went in clear");
+    assert_no_smtp_credential(&d);
+}
+
+#[test]
+fn a_certificate_the_rotator_does_not_trust_fails_before_the_password() {
+    let scope = Scope::new("notify-smtp-untrusted");
+    let starttls = Smtp::start_with(SmtpMode::StartTls, "ops", SMTP_PASS);
+    let tls = Smtp::start_with(SmtpMode::Tls, "ops", SMTP_PASS);
+    let stranger = tls.pem_file("stranger.pem", &Pems::get().stranger_ca);
+    let (a, b) = (
+        smtp_url(starttls.port, Some("starttls")),
+        smtp_url(tls.port, Some("tls")),
+    );
+    // Without the override: only the bundled roots, which never signed the test's CA.
+    let json = ("TOKEN_ROTATOR_LOG_FORMAT", "json");
+    let d = failing_daemon(&scope, &["--notify", &a, "--notify", &b], &[json]);
+    // With the override naming another CA: that one root is added, nothing else.
+    let d2 = failing_daemon(&scope, &["--notify", &b], &[json, (CA_VAR, s(&stranger))]);
+    for (d, notifier) in [
+        (&d, "notifier 1 (smtp)"),
+        (&d, "notifier 2 (smtp)"),
+        (&d2, "notifier 1 (smtp)"),
+    ] {
+        let message = failure_of(d, notifier);
+        assert!(
+            message.contains("TLS") && message.contains("certificate"),
+            "{message}"
+        );
+        assert_no_smtp_credential(d);
+    }
+    for server in [&starttls, &tls] {
+        assert!(
+            server.logins().is_empty(),
+            "a password was sent: {:?}",
+            server.logins()
+        );
+        assert!(server.mails().is_empty(), "a mail was sent");
     }
 }

@@ -92,7 +92,7 @@ pub enum DeliveryError {
     Refused(u16),
     /// The SMTP server refused the message, or could not be reached.
     #[error("email failed: {0}")]
-    Smtp(#[source] lettre::transport::smtp::Error),
+    Smtp(#[source] smtp::SmtpError),
     /// The email could not be built.
     #[error("email could not be built: {0}")]
     Email(#[source] lettre::error::Error),

@@ -4,9 +4,13 @@
 //! `ExplicitTLS`, `ImplicitTLS`, `None`, `Auto`; `useStartTLS=no` with `Auto`). The default,
 //! `auto`, is TLS on port 465 and STARTTLS (required) on any other: a password never
 //! goes out in clear unless `encryption=none` says so.
+//!
+//! The server's certificate is checked against the roots bundled in the binary (a scratch
+//! image has no CA store), for the URL's host. [`TEST_CA_VAR`] adds one root, for tests.
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::query::Query;
@@ -29,6 +33,48 @@ pub enum Encryption {
     Tls,
     /// None (a relay on the same host or network).
     None,
+}
+
+/// A PEM file of one more root certificate that SMTP's TLS trusts, beside the bundled ones.
+/// It exists because the tests start a real SMTP server with STARTTLS and TLS, whose
+/// certificate they make: without it those could only pass by trusting any certificate,
+/// which production must never do. Test-only: never set it in a deployment. It adds a root;
+/// verification (chain, name, dates) stays whole, and without it nothing changes.
+pub const TEST_CA_VAR: &str = "TOKEN_ROTATOR_NOTIFY_TEST_CA";
+
+/// Why a mail could not be sent; never carries the URL or the password.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    /// `encryption=starttls` (or `auto`), and the server does not offer STARTTLS.
+    #[error("the server offers no STARTTLS, which encryption=starttls requires (encryption=tls for port 465); nothing was sent, no login either: {0}")]
+    NoStartTls(#[source] lettre::transport::smtp::Error),
+    /// The TLS handshake failed: often a certificate not trusted, or not for this host.
+    #[error(
+        "TLS with the server failed (its certificate must be trusted and name the URL's host): {0}"
+    )]
+    Tls(#[source] lettre::transport::smtp::Error),
+    /// The server refused the login.
+    #[error("the server refused the login (user or password): {0}")]
+    Login(#[source] lettre::transport::smtp::Error),
+    /// Anything else: unreachable, a refused sender or recipient, a timeout.
+    #[error("{0}")]
+    Other(#[source] lettre::transport::smtp::Error),
+}
+
+impl SmtpError {
+    fn of(e: lettre::transport::smtp::Error) -> Self {
+        let text = e.to_string();
+        // lettre has no kind for these two; its own words say which it is.
+        if e.is_client() && text.contains("STARTTLS is not supported") {
+            SmtpError::NoStartTls(e)
+        } else if e.is_tls() || text.contains("invalid peer certificate") {
+            SmtpError::Tls(e)
+        } else if e.status().is_some_and(|c| c.to_string() == "535") {
+            SmtpError::Login(e)
+        } else {
+            SmtpError::Other(e)
+        }
+    }
 }
 
 const FORM: &str =
@@ -63,14 +109,13 @@ impl Smtp {
             starttls.as_deref(),
             port,
         )?;
-        let builder = match enc {
-            Encryption::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-            Encryption::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|_| "smtp:// the host is not a valid TLS server name")?,
-            Encryption::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-                .map_err(|_| "smtp:// the host is not a valid TLS server name")?,
+        let tls = match enc {
+            Encryption::None => Tls::None,
+            Encryption::StartTls => Tls::Required(tls_parameters(host)?),
+            Encryption::Tls => Tls::Wrapper(tls_parameters(host)?),
         };
-        let mut builder = builder
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .tls(tls)
             .port(port)
             .timeout(Some(std::time::Duration::from_secs(10)));
         let user = decoded(url.username());
@@ -99,8 +144,23 @@ impl Smtp {
             .send(mail)
             .await
             .map(|_| ())
-            .map_err(DeliveryError::Smtp)
+            .map_err(|e| DeliveryError::Smtp(SmtpError::of(e)))
     }
+}
+
+/// TLS for `host`: the bundled roots, and the test-only root of [`TEST_CA_VAR`] if set.
+fn tls_parameters(host: &str) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(host.to_string());
+    if let Some(path) = std::env::var_os(TEST_CA_VAR) {
+        let pem = std::fs::read(&path)
+            .map_err(|e| format!("{TEST_CA_VAR}: cannot read {}: {e}", path.to_string_lossy()))?;
+        let root = Certificate::from_pem(&pem)
+            .map_err(|e| format!("{TEST_CA_VAR}: not a PEM certificate: {e}"))?;
+        builder = builder.add_root_certificate(root);
+    }
+    builder
+        .build()
+        .map_err(|_| "smtp:// the host is not a valid TLS server name".into())
 }
 
 fn mailbox(address: &str, name: Option<String>) -> Result<Mailbox, String> {
