@@ -300,6 +300,15 @@ fn a_bad_notify_url_exits_64_naming_the_flag_never_the_url() {
     for name in ["rotation_failed", "standby_needed", "retired_token_alive"] {
         assert!(r.stderr.contains(name), "the valid events are named: {r:?}");
     }
+
+    let url = "smtp://u:PwSecretValue@127.0.0.1:587/?from=a@b.c&to=d@e.f";
+    let r = run(&["--notify", url], &[(CA_VAR, "/nonexistent/ca.pem")]);
+    assert_eq!(r.code, 64, "an unreadable test CA is a bad value: {r:?}");
+    assert!(
+        r.stderr.contains("--notify") && r.stderr.contains(CA_VAR),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("PwSecretValue"), "{r:?}");
 }
 
 const SMTP_PASS: &str = "smtpTlsPassSecret";
