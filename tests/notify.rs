@@ -458,3 +458,25 @@ fn a_certificate_the_rotator_does_not_trust_fails_before_the_password() {
         assert!(server.mails().is_empty(), "a mail was sent");
     }
 }
+
+#[test]
+fn a_wrong_password_is_a_refused_login_over_tls() {
+    let scope = Scope::new("notify-smtp-login");
+    let tls = Smtp::start_with(SmtpMode::Tls, "ops", SMTP_PASS);
+    let ca = tls.pem_file("ca.pem", &Pems::get().ca);
+    let wrong = "smtpWrongPassSecret";
+    let url = smtp_url(tls.port, Some("tls")).replace(SMTP_PASS, wrong);
+    let env = [(CA_VAR, s(&ca)), ("TOKEN_ROTATOR_LOG_FORMAT", "json")];
+    let d = failing_daemon(&scope, &["--notify", &url], &env);
+    let message = failure_of(&d, "notifier 1 (smtp)");
+    assert!(message.contains("login"), "the error says why: {message}");
+    let logins = tls.logins();
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert!(logins[0].tls && !logins[0].ok, "{logins:?}");
+    assert!(
+        tls.mails().is_empty(),
+        "a mail went through a refused login"
+    );
+    assert!(!d.logs().contains(wrong), "a log line shows the password");
+    assert_no_smtp_credential(&d);
+}

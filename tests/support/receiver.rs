@@ -281,7 +281,7 @@ def check(server, session, envelope, mechanism, data):
     ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
     login = data.login.decode() if isinstance(data, LoginPassword) else None
     record("login", {"login": login, "tls": tls(server), "ok": ok})
-    return AuthResult(success=ok, auth_data=login)
+    return AuthResult(success=ok, handled=False, auth_data=login)  # handled=False: answer 535
 class Save:
     async def handle_DATA(self, server, session, envelope):
         record("mail", {"rcpt_tos": envelope.rcpt_tos, "mail_from": envelope.mail_from, "tls": tls(server),
