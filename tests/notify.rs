@@ -309,6 +309,11 @@ fn a_bad_notify_url_exits_64_naming_the_flag_never_the_url() {
         "{r:?}"
     );
     assert!(!r.stderr.contains("PwSecretValue"), "{r:?}");
+    let scope = Scope::new("notify-smtp-badca");
+    let empty = scope.secret_file("");
+    let r = run(&["--notify", url], &[(CA_VAR, s(&empty))]);
+    assert_eq!(r.code, 64, "a test CA file without a certificate: {r:?}");
+    assert!(r.stderr.contains(CA_VAR), "{r:?}");
 }
 
 const SMTP_PASS: &str = "smtpTlsPassSecret";

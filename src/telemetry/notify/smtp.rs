@@ -154,13 +154,17 @@ fn tls_parameters(host: &str) -> Result<TlsParameters, String> {
     if let Some(path) = std::env::var_os(TEST_CA_VAR) {
         let pem = std::fs::read(&path)
             .map_err(|e| format!("{TEST_CA_VAR}: cannot read {}: {e}", path.to_string_lossy()))?;
-        let root = Certificate::from_pem(&pem)
-            .map_err(|e| format!("{TEST_CA_VAR}: not a PEM certificate: {e}"))?;
+        let not_pem = || format!("{TEST_CA_VAR}: not a PEM certificate");
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(not_pem()); // lettre would take a file of none, silently
+        }
+        let root = Certificate::from_pem(&pem).map_err(|_| not_pem())?;
         builder = builder.add_root_certificate(root);
     }
-    builder
-        .build()
-        .map_err(|_| "smtp:// the host is not a valid TLS server name".into())
+    builder.build().map_err(|_| {
+        let ca = std::env::var_os(TEST_CA_VAR).map_or("", |_| " (or the test CA is not usable)");
+        format!("smtp:// the host is not a valid TLS server name{ca}")
+    })
 }
 
 fn mailbox(address: &str, name: Option<String>) -> Result<Mailbox, String> {
