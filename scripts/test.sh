@@ -47,8 +47,9 @@ PODMAN_SUITES=(--test rotate --test preserve --test daemon --test crash --test h
 # their own, such as engine_restart and swarm, in either lane). With TR_NO_FETCH set, a
 # test that would still need a download fails and says so instead.
 echo "== set-up for the tests: crates and the private engine" >&2
-# tests/notify.rs sends email to a real SMTP server it starts: Debian's aiosmtpd.
-bash scripts/install.sh python3-aiosmtpd
+# tests/notify.rs sends email to a real SMTP server it starts (Debian's aiosmtpd), over TLS
+# with a certificate it makes with openssl.
+bash scripts/install.sh python3-aiosmtpd openssl
 cargo fetch --locked -q
 cargo fetch --locked -q --manifest-path examples/fake-bot/Cargo.toml
 bash scripts/engine26.sh fetch
