@@ -109,6 +109,10 @@ pub fn markdown(f: &Value) -> String {
             v["count"], v["converge_median_s"], v["converge_max_s"]
         ));
     }
+    md.push_str(&format!(
+        "\nRounds whose rotation ended rolled_back and needed the file written again: {}\n",
+        f["rewrites_needed"]
+    ));
     md.push_str(&format!("\nDaemon (longest lifetime): {}\n", f["daemon"]));
     if let Some(e) = f["failure"].as_str() {
         md.push_str(&format!("\nFAILURE: {e}\n"));
