@@ -108,7 +108,7 @@ fn garbage(rng: &mut Rng) -> Vec<u8> {
         1 => {
             let t = support::new_token();
             support::remember_secret(&t);
-            t[..60].as_bytes().to_vec() // unknown too
+            t.as_bytes()[..60].to_vec() // unknown too
         }
         2 => b"please paste the token here\n".to_vec(),
         3 => Vec::new(),

@@ -10,6 +10,11 @@ use axum::routing::post;
 use axum::Router;
 
 type Bodies = Arc<Mutex<Vec<serde_json::Value>>>;
+/// What ends a serving thread, and the thread.
+type Serving = (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+);
 
 /// A running receiver on 127.0.0.1.
 #[derive(Clone)]
@@ -19,14 +24,7 @@ pub struct Recorder {
     addr: SocketAddr,
     bodies: Bodies,
     /// Ends the serving thread (see [`Recorder::down`]); `None` while down.
-    stop: Arc<
-        Mutex<
-            Option<(
-                tokio::sync::oneshot::Sender<()>,
-                std::thread::JoinHandle<()>,
-            )>,
-        >,
-    >,
+    stop: Arc<Mutex<Option<Serving>>>,
 }
 
 /// Serves `bodies` on `addr` (port 0: any) on a thread of its own until the sender it
