@@ -186,7 +186,11 @@ impl Chaos {
     /// Starts the daemon (again).
     pub fn start_daemon(&mut self) {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let env = [("DOCKER_HOST", self.engine.host.as_str())];
+        // The webhook URL is a credential: in the env, never in the process arguments.
+        let env = [
+            ("DOCKER_HOST", self.engine.host.as_str()),
+            ("TOKEN_ROTATOR_NOTIFY_WEBHOOK", self.webhook.url.as_str()),
+        ];
         self.daemon = Some(HostDaemon::start(&self.scope, &args, &env));
         self.samples.push(Vec::new());
     }
