@@ -19,6 +19,7 @@ struct Fleet {
     scope: Scope,
     api: StandInApi,
     names: Vec<String>,
+    old: String,
     new: String,
     file: std::path::PathBuf,
 }
@@ -44,9 +45,24 @@ impl Fleet {
             scope,
             api,
             names,
+            old,
             new,
             file,
         }
+    }
+
+    /// `docker rm -f` of bot `i` (whatever holds its name now) and a `docker run` of it on
+    /// the old token with the same labels, as `docker compose up -d` or an operator would.
+    fn run_again_by_hand(&self, i: usize) {
+        support::docker(&["rm", "-f", &self.names[i - 1]]);
+        let project = format!("com.docker.compose.project={}", self.scope.prefix);
+        let service = format!("com.docker.compose.service=bot-{i}");
+        let tr_scope = format!("token-rotator.scope={}", self.scope.prefix);
+        let extra = [
+            "--label", &project, "--label", &service, "--label", &tr_scope,
+        ];
+        let what = format!("bot-{i}");
+        host_bot(&self.scope, &what, &self.old, &self.api.base_url(), &extra);
     }
 
     /// The flags of a rotation of the fleet, selected by label and scope.
@@ -71,10 +87,15 @@ impl Fleet {
 
     /// Kills a rotation once every swap has paused at `step`.
     fn kill_at(&self, step: &str) {
+        self.pause_at(step).kill();
+    }
+
+    /// A rotation paused once every swap has reached `step`.
+    fn pause_at(&self, step: &str) -> Paused {
         let mut args = vec!["rotate".to_string()];
         args.extend(self.args());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Paused::at_all(step, BOTS, &args, &[]).kill();
+        Paused::at_all(step, BOTS, &args, &[])
     }
 
     /// Each container of the scope (any state, lock markers included), by name: its state
@@ -191,6 +212,39 @@ fn daemon_recovers(step: &str) {
     // Still so once the daemon has looked again (the targets it restored started).
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(fleet.engine_state(), want, "{step}: {}", daemon.logs());
+}
+
+/// Pauses a rotation at `step`, runs bot-1 again by hand (the name then held by a container
+/// that is not the rotator's), kills the rotation: the next `rotate --label` takes the
+/// newcomer as the target (the set-aside original is removed) and ends converged, nothing
+/// left over. Found by the soak (scripts/soak.sh): the recovery stopped at "the name is
+/// taken" at every later rotation, the newcomer never got the live token.
+fn rerun_by_hand_mid_swap(step: &str) {
+    let fleet = Fleet::new(&format!("crash-label-rerun-{step}"));
+    let paused = fleet.pause_at(step);
+    fleet.run_again_by_hand(1);
+    paused.kill();
+    let mut run = vec!["rotate", "--json"];
+    let args = fleet.args();
+    run.extend(args.iter().map(String::as_str));
+    let out = rotator(&run);
+    assert_eq!(out.code, 0, "{step}: {out:?}");
+    assert_eq!(fleet.engine_state(), fleet.converged(), "{step}: {out:?}");
+}
+
+#[test]
+fn a_bot_run_again_by_hand_beside_its_unfinished_replacement_is_the_target_then() {
+    rerun_by_hand_mid_swap("after-create");
+}
+
+#[test]
+fn a_bot_run_again_by_hand_while_set_aside_is_the_target_then() {
+    rerun_by_hand_mid_swap("after-rename-old");
+}
+
+#[test]
+fn a_bot_run_again_by_hand_over_its_unverified_replacement_is_the_target_then() {
+    rerun_by_hand_mid_swap("after-start");
 }
 
 macro_rules! at_every_step {

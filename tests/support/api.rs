@@ -45,6 +45,8 @@ pub enum Behaviour {
 #[derive(Default)]
 struct Inner {
     behaviours: HashMap<String, Behaviour>,
+    /// A fault of the whole API: every token is answered so while it is set.
+    all: Option<Behaviour>,
     hits: HashMap<String, usize>,
     bodies: Vec<serde_json::Value>,
 }
@@ -97,6 +99,12 @@ impl StandInApi {
             .unwrap()
             .behaviours
             .insert(token.to_string(), behaviour);
+    }
+
+    /// Answers every request with `behaviour` (an outage: `ServerErrorHtml`, `Overloaded`,
+    /// `Hang`) until called again with `None`, whatever each token's own behaviour.
+    pub fn fail_all(&self, behaviour: Option<Behaviour>) {
+        self.inner.lock().unwrap().all = behaviour;
     }
 
     /// How many requests carried `token`.
@@ -167,7 +175,7 @@ async fn messages(
         let mut g = inner.lock().unwrap();
         *g.hits.entry(token.clone()).or_default() += 1;
         g.bodies.push(parsed.clone());
-        g.behaviours.get(&token).copied()
+        g.all.or_else(|| g.behaviours.get(&token).copied())
     };
     let from_probe = header("user-agent").starts_with("token-rotator/");
     let behaviour = match behaviour {

@@ -243,8 +243,11 @@ impl Policy {
         clock: Clock,
         out: &mut Out,
     ) {
-        // A failed rollback is retried too: the next run starts by recovering.
-        if outcome.is_retryable() {
+        // A failed rollback is retried too: the next run starts by recovering. So is a
+        // target found missing: it is often gone for a moment only (compose recreating
+        // it, an operator running it again), and its newcomer may carry the live token,
+        // so its start would ask for nothing while the file's token is not deployed.
+        if outcome.is_retryable() || outcome == Outcome::BadTarget {
             let delay = self.backoff.next_delay();
             tracing::info!(retry_in_secs = delay.as_secs(), "will retry");
             out.push(Action::Schedule(Timer::Retry, Some(clock.now + delay)));

@@ -4,8 +4,9 @@
 //!
 //! - a `-tr-done-` container: the swap was verified; remove the old container;
 //! - a `-tr-old-`/`-tr-stopped-` container: not verified; remove its replacements (found by
-//!   their `replaces` label, whatever their name now), start it if
-//!   it ran, then give it its name back;
+//!   their `replaces` label, whatever their name now), start it if it ran, then give it its
+//!   name back; if another container was run under the name meanwhile (compose, an
+//!   operator), that one is the target now and the set-aside one is removed;
 //! - a lone `-tr-new-` container next to the untouched original: remove it, and start the
 //!   original again if the swap had stopped it.
 //!
@@ -26,16 +27,6 @@ use crate::engine::names::Marker;
 use crate::engine::{inspect, labels, remove_keep_volumes as remove, rename};
 use crate::engine::{retrying, short, start, stop, EngineError};
 use crate::targets::{fault, Change, Interrupted, Settled, TargetError, UndoError};
-
-/// Another container holds the name the old one must get back.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the name is taken by {holder}, which is not a token-rotator replacement; rename or remove it"
-)]
-pub struct NameTaken {
-    /// Short ID of the container holding the name.
-    pub holder: String,
-}
 
 /// The unfinished swap of `target` the engine shows, if any: committed if a `-tr-done-`
 /// container says the replacement was verified.
@@ -218,8 +209,8 @@ impl Settling<'_> {
     }
 
     /// `-tr-old-`/`-tr-stopped-` (`marker`): not verified. The replacements of the old
-    /// container `id` go (found by their `replaces` label, whatever their name now), it gets
-    /// its name back, and it starts again if it ran.
+    /// container `id` go (found by their `replaces` label, whatever their name now), it
+    /// starts again if it ran, and it gets its name back.
     async fn restore(&mut self, marker: Marker, id: &str) -> Result<(), UndoError> {
         let (docker, target) = (self.docker, self.target);
         let replacements = self
@@ -232,7 +223,9 @@ impl Settling<'_> {
                 .push(format!("removed unverified replacement {}", short(&n)));
             self.removed.push(n);
         }
-        self.name_is_free().await?;
+        if let Some(holder) = self.holder().await? {
+            return self.drop_superseded(id, &holder).await;
+        }
         // Started before it gets its name back: a crash in between leaves a running
         // `-tr-old-` container, which the next run finds and names, never a stopped bot
         // under its name, which nothing would tell from one stopped on purpose.
@@ -251,26 +244,37 @@ impl Settling<'_> {
         Ok(())
     }
 
-    /// An error if a container that is not a token-rotator replacement holds the name.
-    async fn name_is_free(&self) -> Result<(), UndoError> {
+    /// The ID of the container holding the target's name, if any. Called once the swap's
+    /// own replacements are gone, so a holder is not ours: compose or an operator ran the
+    /// bot again while the original was set aside.
+    async fn holder(&self) -> Result<Option<String>, UndoError> {
         let (docker, target) = (self.docker, self.target);
         let holder = self
             .call("see who holds the name", || inspect(docker, target))
             .await?;
         // `inspect` also matches ID prefixes: only a container of that very name counts.
-        let holder =
-            holder.filter(|h| h.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target));
-        match holder {
-            Some(h) => Err(UndoError {
-                target: target.to_string(),
-                what: "give the old container its name back".into(),
-                unreachable: false,
-                cause: Box::new(NameTaken {
-                    holder: short(h.id.as_deref().unwrap_or("")).to_string(),
-                }),
-            }),
-            None => Ok(()),
-        }
+        Ok(holder
+            .filter(|h| h.name.as_deref().map(|n| n.trim_start_matches('/')) == Some(target))
+            .and_then(|h| h.id))
+    }
+
+    /// The set-aside original `id` was superseded by `holder`, a container run under the
+    /// target's name while the swap was interrupted (as `docker compose up -d` or an operator
+    /// re-running the bot does): that one is the target now, and gets the live token by the
+    /// next rotation. The original is stopped (it may still run) and removed, as a finished
+    /// swap removes it; its volumes stay.
+    async fn drop_superseded(&mut self, id: &str, holder: &str) -> Result<(), UndoError> {
+        let docker = self.docker;
+        self.call("stop the superseded old container", || stop(docker, id))
+            .await?;
+        self.call("remove the superseded old container", || remove(docker, id))
+            .await?;
+        self.actions.push(format!(
+            "removed the set-aside old container {}: {} was run under the name meanwhile",
+            short(id),
+            short(holder)
+        ));
+        Ok(())
     }
 
     /// A lone `-tr-new-` replacement `c` (ID `id`) next to the untouched original: the swap
@@ -288,7 +292,18 @@ impl Settling<'_> {
                 .await?
         };
         let Some(old): Option<bollard::models::ContainerInspectResponse> = old else {
-            return self.take_over_name(id, ran).await;
+            if self.holder().await?.is_none() {
+                return self.take_over_name(id, ran).await;
+            }
+            // Both gone and run again under the name (compose, an operator): the
+            // newcomer is the target now; this unverified replacement goes.
+            self.call("remove an unfinished replacement", || remove(docker, id))
+                .await?;
+            self.actions.push(format!(
+                "removed unfinished replacement {}: another container was run under the name",
+                short(id)
+            ));
+            return Ok(());
         };
         // The original still has its name: the swap stopped before setting it aside.
         self.call("remove an unfinished replacement", || remove(docker, id))

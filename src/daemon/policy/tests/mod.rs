@@ -444,6 +444,29 @@ fn inconclusive_validations_are_retried_with_doubling_backoff_and_a_success_rese
 }
 
 #[test]
+fn a_rotation_that_found_a_target_missing_is_tried_again_with_backoff() {
+    // Found by the soak: a bot removed and run again by hand (on the live token) during a
+    // rotation made it end `bad_target`; the newcomer's start asked for nothing, and the
+    // file's token was never deployed until the file was written again.
+    let mut sim = Sim::new(config());
+    let t = token(1);
+    let plan = plan_of(sim.started(&t, None)).unwrap();
+    let acts = sim.rotated(plan, Outcome::BadTarget, &[]);
+    let at = scheduled(&acts, Timer::Retry).flatten().expect("a retry");
+    assert_eq!(at.duration_since(sim.clock.now), RETRY_FIRST);
+    sim.clock.now = at;
+    sim.on(Input::Due(Timer::Retry));
+    assert!(matches!(
+        sim.on(Input::Drained)[..],
+        [Action::ReadPrimary(Why::Look)]
+    ));
+    assert!(
+        plan_of(sim.on(Input::PrimaryRead(Why::Look, read(&t, 1)))).is_some(),
+        "the same content is tried again"
+    );
+}
+
+#[test]
 fn a_refused_token_is_not_tried_again_until_its_file_is_written_again() {
     for outcome in [
         Outcome::Rejected,
