@@ -184,6 +184,7 @@ pub async fn observe(
         .filter(|v| env_value(&info, v).is_some_and(|x| !x.is_empty()))
         .collect();
     let current = env_value(&info, env_var).map(str::to_string);
+    let own_labels = info.config.as_ref().and_then(|c| c.labels.clone());
     let mut seen = Observed::new(
         own_name,
         id,
@@ -191,7 +192,8 @@ pub async fn observe(
         current.as_deref(),
         token,
         Inspected(Box::new(info)),
-    );
+    )
+    .deployed_since(own_labels.as_ref());
     seen.shadowed_by = shadowed_by;
     Ok(seen)
 }
