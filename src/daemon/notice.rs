@@ -80,7 +80,54 @@ pub fn notice(event: Event, standby: Option<&Path>) -> Notice {
             retired_at,
             alive_for,
         } => retired_token_alive(fingerprint.as_str(), retired_at, alive_for),
+        Event::TokenExpiring {
+            fingerprint,
+            first_deployed,
+            expires_at,
+            age,
+            targets,
+        } => token_expiring(
+            fingerprint.as_str(),
+            (first_deployed, expires_at, age),
+            &targets,
+            standby,
+        ),
     }
+}
+
+/// `token_expiring`: the live token nears its estimated end (first deployed + lifetime).
+fn token_expiring(
+    fp: &str,
+    (first, end, age): (
+        std::time::SystemTime,
+        std::time::SystemTime,
+        std::time::Duration,
+    ),
+    targets: &[String],
+    standby_file: Option<&Path>,
+) -> Notice {
+    let (first, end, days) = (rfc3339(first), rfc3339(end), age.as_secs() / 86_400);
+    let place = standby_file.map_or_else(
+        || "into the secret file".to_string(),
+        |p| {
+            format!(
+                "into the secret file, or into the standby file {}",
+                p.display()
+            )
+        },
+    );
+    let text = format!(
+        "token-rotator: the live token {fp} used by {} was first deployed {first}, {days} days \
+         ago; its estimated end is {end} (--token-lifetime, an estimate: the token does not \
+         say). Mint a new one now with `claude setup-token` and write it {place}; it is \
+         rotated in at once.",
+        targets.join(", ")
+    );
+    let body = json!({ "fingerprint": fp, "first_deployed_at": first, "expires_at": end,
+                       "age_seconds": age.as_secs(), "targets": targets,
+                       "standby_file": standby_file.map(|p| p.display().to_string()) });
+    let title = format!("token-rotator: the live token {fp} ends around {end}: mint a new one");
+    make("token_expiring", Severity::Warning, title, text, body)
 }
 
 /// `live_token_rejected`: the API rejected the token the targets run on.

@@ -106,7 +106,9 @@ impl Rotator {
             None => match self.select().await {
                 Ok(targets) => {
                     let pipeline = &self.pipeline;
-                    pipeline.rotate_since(&targets, token, rotation, known).await
+                    pipeline
+                        .rotate_since(&targets, token, rotation, known)
+                        .await
                 }
                 Err(e) => {
                     let e = Error::Target(e);

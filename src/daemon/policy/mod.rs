@@ -14,6 +14,7 @@
 //!   failure so that the same file content is not tried again until it is written again;
 //!   which tokens the swaps retired ([`retired`]), and what is announced (once).
 
+pub mod age;
 mod look;
 pub mod retired;
 pub mod state;
@@ -33,6 +34,7 @@ use crate::secret::{Fingerprint, SecretError, Token};
 use crate::validate::Verdict;
 use tokens::Tokens;
 
+pub use age::AgeConfig;
 pub use retired::WatchPlan;
 pub use state::State;
 pub use tokens::{Health, Probe, StandbyState, Then};
@@ -111,6 +113,9 @@ pub struct Plan {
     pub replacing: Option<Fingerprint>,
     /// What the primary file held when this was decided.
     pub content: Option<Content>,
+    /// When the token was first deployed, as the state knows (the rotation may find an
+    /// earlier time on the targets' labels).
+    pub first_deployed: Option<SystemTime>,
 }
 
 /// Everything the daemon reacts to.
@@ -182,6 +187,8 @@ pub enum Timer {
     LiveProbe,
     /// The next retired token's probe.
     Retired,
+    /// The live token's age reaches `--token-lifetime` minus `--expiry-warning`.
+    Expiry,
 }
 
 /// Something a person is told (webhook today).
@@ -237,6 +244,19 @@ pub enum Event {
         retired_at: SystemTime,
         /// How long it has kept working.
         alive_for: Duration,
+    },
+    /// The live token nears its estimated end (first deployed + `--token-lifetime`).
+    TokenExpiring {
+        /// The live token.
+        fingerprint: Fingerprint,
+        /// When it was first deployed.
+        first_deployed: SystemTime,
+        /// Its estimated end.
+        expires_at: SystemTime,
+        /// Its age now.
+        age: Duration,
+        /// The targets carrying it.
+        targets: Vec<String>,
     },
 }
 
@@ -314,6 +334,8 @@ pub struct Config {
     pub targets: Vec<String>,
     /// Shortens a period at random, so that many sidecars do not probe in step.
     pub jitter: fn(Duration) -> Duration,
+    /// `--token-lifetime` and `--expiry-warning`.
+    pub age: AgeConfig,
 }
 
 /// Where the current look is.
@@ -334,6 +356,7 @@ pub struct Policy {
     cfg: Config,
     tokens: Tokens,
     retired: retired::Watch,
+    ages: age::Ages,
     phase: Phase,
     /// Something asked for a look at the targets.
     pending: bool,
@@ -358,6 +381,7 @@ impl Policy {
         Policy {
             tokens: Tokens::new(cfg.can_probe),
             retired: retired::Watch::new(cfg.retired.clone(), cfg.jitter),
+            ages: age::Ages::new(cfg.age),
             targets: cfg.targets.clone(),
             cfg,
             phase: Phase::Idle,
@@ -376,12 +400,18 @@ impl Policy {
         State {
             retired: self.retired.kept(),
             rejected: self.tokens.rejected(),
+            deployed: self.ages.kept(),
         }
     }
 
     /// What the tokens' state looks like now.
     pub fn view(&self, clock: Clock) -> tokens::View {
-        self.tokens.view(&self.retired, clock)
+        let mut view = self.tokens.view(&self.retired, clock);
+        let live = self.tokens.live().map(|t| t.fingerprint());
+        if let Some(l) = view.status.live.as_mut() {
+            l.age = self.ages.status(live, clock.wall);
+        }
+        view
     }
 
     /// Decides what to do about `input`.
@@ -391,6 +421,7 @@ impl Policy {
             Input::Restored(state) => {
                 self.retired.restore(state.retired, clock, &mut out);
                 self.tokens.restore_rejected(state.rejected);
+                self.ages.restore(state.deployed);
                 self.persisted = self.state();
             }
             Input::Started => self.started(clock, &mut out),

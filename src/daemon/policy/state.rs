@@ -1,11 +1,12 @@
 //! What survives a restart: the retired-token watch (which tokens, since when, the next
-//! probe, what was announced) and the tokens the API rejected. The policy hands it out as
+//! probe, what was announced), the tokens the API rejected, and when the tokens deployed
+//! were first deployed (and whether their expiry was announced). The policy hands it out as
 //! [`super::Action::Persist`] whenever it changes and takes it back as
 //! [`super::Input::Restored`] at start; where it is kept is the shell's business
 //! ([`crate::daemon::store`]). Times are wall-clock times: a monotonic instant means
 //! nothing after a restart.
 
-use super::retired;
+use super::{age, retired};
 use crate::secret::Fingerprint;
 
 /// The durable part of the daemon's state.
@@ -15,4 +16,7 @@ pub struct State {
     pub retired: Vec<retired::Kept>,
     /// The fingerprints of the tokens the API rejected, sorted.
     pub rejected: Vec<Fingerprint>,
+    /// When the tokens deployed were first deployed (least recently deployed first), and
+    /// whether their expiry was announced.
+    pub deployed: Vec<age::Kept>,
 }

@@ -243,15 +243,10 @@ impl Target for ServiceTarget {
         let current = env_value(&spec.spec, &self.cfg.env_var).map(str::to_string);
         let id = spec.id.clone();
         let spec_labels = spec.spec.labels.clone();
-        Ok(Observed::new(
-            self.name.clone(),
-            id,
-            true,
-            current.as_deref(),
-            token,
-            spec,
+        Ok(
+            Observed::new(self.name.clone(), id, true, current.as_deref(), token, spec)
+                .deployed_since(spec_labels.as_ref()),
         )
-        .deployed_since(spec_labels.as_ref()))
     }
 
     fn canary_key(&self, _seen: &Observed<Spec>) -> Option<String> {

@@ -35,6 +35,7 @@ pub const EVENTS: &[&str] = &[
     "standby_needed",
     "retired_token_dead",
     "retired_token_alive",
+    "token_expiring",
 ];
 
 /// The variable that redirects the services with fixed hosts (Discord, Slack, Telegram,

@@ -47,6 +47,7 @@ fn config() -> Config {
         },
         targets: vec![BOT.into()],
         jitter: |d| d,
+        age: AgeConfig::default(),
     }
 }
 
@@ -192,6 +193,7 @@ fn announced(acts: &[Action]) -> Vec<&'static str> {
                 Event::StandbyNeeded { .. } => "standby_needed",
                 Event::RetiredTokenDead { .. } => "retired_token_dead",
                 Event::RetiredTokenAlive { .. } => "retired_token_alive",
+                Event::TokenExpiring { .. } => "token_expiring",
             }),
             _ => None,
         })
@@ -814,4 +816,5 @@ fn the_watch_of_a_retired_token_ends_after_its_maximum() {
     assert!(published(&sim, &acts).unwrap().status.retired.is_empty());
 }
 
+mod age;
 mod restored;
