@@ -12,7 +12,8 @@ use serde_json::Value;
 use support::api::StandInApi;
 use support::receiver::Receiver;
 use support::{
-    accepted, fingerprint, host_bot, inspect, metric, rotator, s, wait_until, HostDaemon, Scope,
+    accepted, fingerprint, host_bot, inspect, metric, rotator, rotator_env, s, wait_until,
+    HostDaemon, Scope,
 };
 
 const LABEL: &str = "token-rotator.first-deployed";
@@ -160,6 +161,7 @@ fn the_daemon_shows_the_age_announces_token_expiring_once_and_learns_the_time_fr
         d.logs()
     );
     let got = expiring(&rx)[0].clone();
+    eprintln!("--- token_expiring\n{}\n{}", got["title"], got["text"]);
     let due = time(&first) + Duration::from_secs(5);
     assert!(SystemTime::now() >= due, "not before it was due");
     assert_eq!(got["fingerprint"], fingerprint(&a).as_str(), "{got}");
@@ -192,4 +194,32 @@ fn the_daemon_shows_the_age_announces_token_expiring_once_and_learns_the_time_fr
     assert_eq!(live["first_deployed_at"], first.as_str(), "{live}");
     assert!(live["age_seconds"].as_u64().unwrap() >= 7, "{live}");
     assert_eq!(first_deployed(&bot).as_deref(), Some(first.as_str()));
+}
+
+#[test]
+fn a_warning_not_shorter_than_the_lifetime_or_a_bad_duration_exits_64_naming_the_flag() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut argv = vec!["run", "--container", "x"];
+        argv.extend_from_slice(args);
+        rotator_env(&argv, env)
+    };
+    let r = run(&["--token-lifetime", "20s", "--expiry-warning", "20s"], &[]);
+    assert_eq!(r.code, 64, "{r:?}");
+    assert!(
+        r.stderr.contains("--expiry-warning") && r.stderr.contains("--token-lifetime"),
+        "{r:?}"
+    );
+    // From the env, against the default lifetime (365d).
+    let r = run(&[], &[("TOKEN_ROTATOR_EXPIRY_WARNING", "400d")]);
+    assert_eq!(r.code, 64, "{r:?}");
+    assert!(r.stderr.contains("TOKEN_ROTATOR_EXPIRY_WARNING"), "{r:?}");
+    for (flag, value) in [
+        ("--token-lifetime", "soon"),
+        ("--token-lifetime", "0"),
+        ("--expiry-warning", "fortnight"),
+    ] {
+        let r = run(&[flag, value], &[]);
+        assert_eq!(r.code, 64, "{flag} {value}: {r:?}");
+        assert!(r.stderr.contains(flag), "{r:?}");
+    }
 }
