@@ -387,7 +387,7 @@ pub struct RunArgs {
     pub expiry_warning: Duration,
 
     /// A directory where the state that must survive a restart is kept (the retired-token
-    /// watch, the rejected tokens), in `state.json`, mode 0600. Without it the state is kept
+    /// watch, the rejected tokens, the tokens' first-deployed times), in `state.json`, mode 0600. Without it the state is kept
     /// in memory and a restart forgets it.
     #[arg(long, env = "TOKEN_ROTATOR_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,

@@ -12,7 +12,9 @@
 //!   rejected it, else a validated standby, else nothing;
 //! - **after a rotation**: retry with backoff (nothing says the token is bad), or remember the
 //!   failure so that the same file content is not tried again until it is written again;
-//!   which tokens the swaps retired ([`retired`]), and what is announced (once).
+//!   which tokens the swaps retired ([`retired`]), and what is announced (once);
+//! - **the live token's age** ([`age`]): when each token was first deployed (the earliest
+//!   time known), and `token_expiring` when its estimated end is near (once per token).
 
 pub mod age;
 mod look;
