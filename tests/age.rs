@@ -88,6 +88,17 @@ fn rotate_labels_each_replacement_and_a_token_deployed_again_keeps_its_first_tim
         labels["token-rotator.fingerprint"],
         fingerprint(&b).as_str()
     );
+    // `status` shows it per target.
+    let st = rotator(&[
+        "status",
+        "--json",
+        "--secret-file",
+        s(&file),
+        "--container",
+        &bot1,
+    ]);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert_eq!(st.json()["targets"][0]["first_deployed_at"], t2.as_str());
 }
 
 fn status(d: &HostDaemon) -> Value {

@@ -421,6 +421,7 @@ mod tests {
                 matches_secret: Some(true),
                 rotation: None,
                 swapped_at: None,
+                first_deployed_at: None,
                 error: None,
                 interrupted: None,
             }],
