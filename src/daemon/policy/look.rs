@@ -74,11 +74,13 @@ impl Policy {
                     self.wanted = Some((token.fingerprint().clone(), clock.wall));
                 }
                 self.phase = Phase::Rotating;
+                let first_deployed = self.ages.first_deployed(token.fingerprint());
                 out.push(Action::Rotate(Plan {
                     token,
                     file,
                     replacing,
                     content,
+                    first_deployed,
                 }));
             }
             Choice::Unusable(e) => {
@@ -189,6 +191,12 @@ impl Policy {
                 }
             }
             self.retired.unretire(plan.token.fingerprint(), out);
+            let reported = report.first_deployed_at.as_deref();
+            let reported = reported.and_then(|t| humantime::parse_rfc3339(t).ok());
+            let fp = plan.token.fingerprint();
+            self.ages
+                .deployed(fp, reported.or(plan.first_deployed), clock.wall);
+            self.ages.check(Some(fp), &self.targets, clock, out);
             let promoted = self.tokens.deployed(&plan, &report, out);
             if let Some(old) = promoted {
                 self.announce_promotion(old, &plan, &report, out);
@@ -277,6 +285,10 @@ impl Policy {
             }
             Timer::Retired => self.retired.probe_due(clock, out),
             Timer::Remind => self.problems.due(clock, out),
+            Timer::Expiry => {
+                let live = self.tokens.live().map(|t| t.fingerprint());
+                self.ages.check(live, &self.targets, clock, out);
+            }
         }
     }
 }
