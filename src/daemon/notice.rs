@@ -117,7 +117,7 @@ fn retired_token_dead(
 }
 
 /// `token_expiring`: the live token nears its estimated end (first deployed + lifetime).
-fn token_expiring(
+pub(super) fn token_expiring(
     fp: &str,
     (first, end, age): (
         std::time::SystemTime,

@@ -5,12 +5,13 @@
 //! label `token-rotator.first-deployed`, the earliest time known for that token) and
 //! reports it; the daemon keeps it per fingerprint, across restarts ([`Kept`]). Its
 //! estimated end is that time plus `--token-lifetime` (about a year, as reported, not
-//! published); `--expiry-warning` before it, `token_expiring` is announced, once per token.
+//! published); `--expiry-warning` before it, `token_expiring` is announced.
 //!
 //! The decision is [`expiry`], one small function of the time it is given; [`Ages`] keeps
-//! what it needs and runs it for the live token.
+//! the first-deployed times and runs it for the live token. Once announced, `token_expiring`
+//! is an open problem ([`super::problems`], the one record of what was announced): repeated
+//! every `--remind-every`, and `resolved` once another token is live.
 
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::{rfc3339, Action, Clock, Event, Out, Timer};
@@ -46,7 +47,7 @@ pub enum Expiry {
     NotYet(Duration),
     /// Its end is near (or past): tell a person.
     Due,
-    /// Told already: nothing more (a reminder mechanism may repeat it).
+    /// Told already (its problem is open: the reminders repeat it).
     Told,
 }
 
@@ -70,17 +71,18 @@ pub struct Kept {
     pub fingerprint: Fingerprint,
     /// When it was first deployed.
     pub first_deployed: SystemTime,
-    /// Whether `token_expiring` was announced for it.
+    /// Whether `token_expiring` is open for it: written from the open problems, for a build
+    /// that kept no problems; read only from a file that has no `token_expiring` problem
+    /// for it (one written before: [`Ages::announced_before`]).
     pub expiry_announced: bool,
 }
 
-/// The first-deployed times of the tokens deployed, and which were warned of.
+/// The first-deployed times of the tokens deployed.
 #[derive(Debug)]
 pub struct Ages {
     cfg: AgeConfig,
     /// Least recently deployed first.
     first: Vec<(Fingerprint, SystemTime)>,
-    told: HashSet<Fingerprint>,
 }
 
 impl Ages {
@@ -89,7 +91,6 @@ impl Ages {
         Ages {
             cfg,
             first: Vec::new(),
-            told: HashSet::new(),
         }
     }
 
@@ -106,38 +107,57 @@ impl Ages {
         self.first.retain(|(f, _)| f != fp);
         self.first.push((fp.clone(), first));
         if self.first.len() > KEEP {
-            let (gone, _) = self.first.remove(0);
-            self.told.remove(&gone);
+            self.first.remove(0);
         }
     }
 
-    /// What survives a restart.
-    pub fn kept(&self) -> Vec<Kept> {
+    /// What survives a restart (`told`: whether `token_expiring` is open for a token).
+    pub fn kept(&self, told: impl Fn(&Fingerprint) -> bool) -> Vec<Kept> {
         self.first
             .iter()
             .map(|(fp, at)| Kept {
                 fingerprint: fp.clone(),
                 first_deployed: *at,
-                expiry_announced: self.told.contains(fp),
+                expiry_announced: told(fp),
             })
             .collect()
     }
 
-    /// Takes back what was kept before a restart.
-    pub fn restore(&mut self, kept: Vec<Kept>) {
+    /// Takes back the first-deployed times kept before a restart.
+    pub fn restore(&mut self, kept: &[Kept]) {
         for k in kept {
             self.deployed(&k.fingerprint, Some(k.first_deployed), k.first_deployed);
-            if k.expiry_announced {
-                self.told.insert(k.fingerprint);
-            }
         }
     }
 
-    /// Runs [`expiry`] for the live token `live`: announces `token_expiring` when due (then
-    /// the state changed: it is kept), else sets [`Timer::Expiry`] for when it falls due.
+    /// A `token_expiring` that a build before problems announced (`expiry_announced`, no
+    /// problem kept): the event it was and when, taken as when it fell due (or `wall`, if
+    /// that is earlier), so that it is opened, not announced again, and reminded.
+    pub fn announced_before(
+        &self,
+        k: &Kept,
+        bots: &[String],
+        wall: SystemTime,
+    ) -> (Event, SystemTime) {
+        let due = k.first_deployed + self.cfg.lifetime.saturating_sub(self.cfg.warning);
+        let at = due.min(wall);
+        let event = Event::TokenExpiring {
+            fingerprint: k.fingerprint.clone(),
+            first_deployed: k.first_deployed,
+            expires_at: k.first_deployed + self.cfg.lifetime,
+            age: at.duration_since(k.first_deployed).unwrap_or_default(),
+            targets: bots.to_vec(),
+        };
+        (event, at)
+    }
+
+    /// Runs [`expiry`] for the live token `live` (`told`: its `token_expiring` is open):
+    /// announces `token_expiring` when due (which opens its problem), else sets
+    /// [`Timer::Expiry`] for when it falls due.
     pub fn check(
-        &mut self,
+        &self,
         live: Option<&Fingerprint>,
+        told: impl Fn(&Fingerprint) -> bool,
         bots: &[String],
         clock: Clock,
         out: &mut Out,
@@ -146,7 +166,7 @@ impl Ages {
             out.push(Action::Schedule(Timer::Expiry, None));
             return;
         };
-        match expiry(first, self.cfg, self.told.contains(fp), clock.wall) {
+        match expiry(first, self.cfg, told(fp), clock.wall) {
             Expiry::NotYet(left) => {
                 out.push(Action::Schedule(Timer::Expiry, Some(clock.now + left)))
             }
@@ -155,7 +175,6 @@ impl Ages {
                 let expires_at = first + self.cfg.lifetime;
                 let age = clock.wall.duration_since(first).unwrap_or_default();
                 tracing::warn!(fingerprint = %fp, first_deployed_at = %rfc3339(first), expires_at = %rfc3339(expires_at), "the live token nears its estimated end: mint a new one (claude setup-token)");
-                self.told.insert(fp.clone());
                 out.push(Action::Schedule(Timer::Expiry, None));
                 out.push(Action::Announce(Event::TokenExpiring {
                     fingerprint: fp.clone(),
@@ -164,7 +183,6 @@ impl Ages {
                     age,
                     targets: bots.to_vec(),
                 }));
-                out.changed();
             }
         }
     }

@@ -3,6 +3,7 @@
 //! the quiet period if it was caught half-written), the token chosen, the rotation, and what
 //! follows it (retry or remember the failure, retire the replaced tokens, announce).
 
+use super::problems::Kind;
 use super::tokens::{Choice, Probe};
 use super::{
     Action, Clock, Content, Event, Out, Phase, Plan, Policy, Purpose, Read, Record, Timer,
@@ -196,7 +197,8 @@ impl Policy {
             let fp = plan.token.fingerprint();
             self.ages
                 .deployed(fp, reported.or(plan.first_deployed), clock.wall);
-            self.ages.check(Some(fp), &self.targets, clock, out);
+            let told = |fp: &_| self.problems.is_open(Kind::TokenExpiring, fp);
+            self.ages.check(Some(fp), told, &self.targets, clock, out);
             let promoted = self.tokens.deployed(&plan, &report, out);
             if let Some(old) = promoted {
                 self.announce_promotion(old, &plan, &report, out);
@@ -287,7 +289,8 @@ impl Policy {
             Timer::Remind => self.problems.due(clock, out),
             Timer::Expiry => {
                 let live = self.tokens.live().map(|t| t.fingerprint());
-                self.ages.check(live, &self.targets, clock, out);
+                let told = |fp: &_| self.problems.is_open(Kind::TokenExpiring, fp);
+                self.ages.check(live, told, &self.targets, clock, out);
             }
         }
     }

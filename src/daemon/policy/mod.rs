@@ -450,7 +450,8 @@ impl Policy {
             retired: self.retired.kept(),
             rejected: self.tokens.rejected(),
             problems: self.problems.kept(),
-            deployed: self.ages.kept(),
+            deployed: (self.ages)
+                .kept(|fp| self.problems.is_open(problems::Kind::TokenExpiring, fp)),
         }
     }
 
@@ -472,7 +473,7 @@ impl Policy {
                 self.retired.restore(state.retired, clock, &mut out);
                 self.tokens.restore_rejected(state.rejected);
                 self.problems.restore(state.problems);
-                self.ages.restore(state.deployed);
+                self.restore_ages(&state.deployed, clock);
                 self.persisted = self.state();
             }
             Input::Started => self.started(clock, &mut out),

@@ -152,6 +152,9 @@ struct Kept {
 struct KeptDeployed {
     fingerprint: String,
     first_deployed_at: String,
+    /// Whether `token_expiring` is open for it, as `problems` says (written for a build that
+    /// read this and kept no problems; a file from before `deployed` lacks it).
+    #[serde(default)]
     expiry_announced: bool,
 }
 
