@@ -104,6 +104,11 @@ fn problems() -> Vec<Problem> {
         Detail::Drift {
             targets: vec!["bot".into()],
         },
+        Detail::TokenExpiring {
+            first_deployed: at - Duration::from_secs(335 * 86_400),
+            expires_at: at + Duration::from_secs(30 * 86_400),
+            targets: vec!["bot".into()],
+        },
     ];
     details
         .into_iter()
@@ -135,6 +140,10 @@ fn a_reminder_is_its_problems_event_with_reminder_and_since_and_resolved_names_t
         assert_eq!(n.body["fingerprint"], Fingerprint::of("tok").as_str());
         if kind == Kind::RetiredTokenAlive {
             assert_eq!(n.body["alive_for_seconds"], 2 * 86_400, "as of now");
+        }
+        if kind == Kind::TokenExpiring {
+            assert_eq!(n.body["age_seconds"], 337 * 86_400, "as of now");
+            assert_eq!(n.body["targets"][0], "bot");
         }
     }
     let n = notice(
