@@ -1,8 +1,9 @@
 //! The token's age, on the real engine: each replacement carries the label
 //! `token-rotator.first-deployed`, the earliest time known for its token (a token deployed
 //! again keeps it, a new token gets a new one); the daemon shows the age on `/status` and
-//! `/metrics`, announces `token_expiring` once per token when it is due (kept across a
-//! restart), and a daemon started afresh learns the time from the labels.
+//! `/metrics`, announces `token_expiring` when it is due (not again after a restart),
+//! repeats it every `--remind-every` while that token is live and announces it `resolved`
+//! once a new token is, and a daemon started afresh learns the time from the labels.
 
 mod support;
 
@@ -205,6 +206,87 @@ fn the_daemon_shows_the_age_announces_token_expiring_once_and_learns_the_time_fr
     assert_eq!(live["first_deployed_at"], first.as_str(), "{live}");
     assert!(live["age_seconds"].as_u64().unwrap() >= 7, "{live}");
     assert_eq!(first_deployed(&bot).as_deref(), Some(first.as_str()));
+}
+
+#[test]
+fn a_short_remind_every_repeats_token_expiring_and_a_new_token_resolves_it() {
+    let scope = Scope::new("age-remind");
+    let api = StandInApi::start();
+    let (old, a, b) = (accepted(&api), accepted(&api), accepted(&api));
+    let bot = host_bot(&scope, "bot", &old, &api.base_url(), &[]);
+    let file = scope.secret_file(&a);
+    let rx = Receiver::start();
+    let hook = format!(
+        "generic+http://{}/age?events=token_expiring,resolved",
+        rx.addr
+    );
+    let base = api.base_url();
+    let d = HostDaemon::start(
+        &scope,
+        &[
+            "--secret-file",
+            s(&file),
+            "--container",
+            &bot,
+            "--api-base-url",
+            &base,
+            "--settle",
+            "0.3",
+            "--notify",
+            &hook,
+            "--token-lifetime",
+            "20s",
+            "--expiry-warning",
+            "15s",
+            "--remind-every",
+            "2s",
+        ],
+        &[],
+    );
+    d.wait_for_first_rotation();
+    let (fa, fb) = (fingerprint(&a), fingerprint(&b));
+    let of_a = || -> Vec<Value> {
+        let all = expiring(&rx).into_iter();
+        all.filter(|j| j["fingerprint"] == fa.as_str()).collect()
+    };
+    // Announced when due (5 s), then reminders 1 and 2, 2 s apart.
+    assert!(wait_until(40.0, || of_a().len() >= 3), "{}", d.logs());
+    let got = of_a();
+    assert!(
+        got[0].get("reminder").is_none(),
+        "the first is no reminder: {}",
+        got[0]
+    );
+    assert_eq!(got[1]["reminder"], 1, "{}", got[1]);
+    assert_eq!(got[2]["reminder"], 2, "{}", got[2]);
+    let since = got[0]["since"].clone();
+    assert!(
+        got[1..].iter().all(|r| r["since"] == got[1]["since"]),
+        "{got:?}"
+    );
+    assert!(since.is_null(), "the first says no since: {}", got[0]);
+    assert!(
+        got[2]["age_seconds"].as_u64() > got[0]["age_seconds"].as_u64(),
+        "the age as of each reminder: {got:?}"
+    );
+
+    // A new token is live: the problem is over, once, and its reminders stop.
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, &b).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let resolved = || -> Vec<Value> {
+        let all = rx.got().iter().map(|g| g.json()).collect::<Vec<_>>();
+        let all = all.into_iter().filter(|j| j["event"] == "resolved");
+        all.filter(|j| j["problem"] == "token_expiring" && j["fingerprint"] == fa.as_str())
+            .collect()
+    };
+    assert!(wait_until(30.0, || !resolved().is_empty()), "{}", d.logs());
+    assert_eq!(resolved()[0]["reason"], "live_token_replaced");
+    assert_eq!(status(&d)["live"]["fingerprint"], fb.as_str());
+    let reminded = of_a().len();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(of_a().len(), reminded, "no reminder after resolved");
+    assert_eq!(resolved().len(), 1, "resolved once");
 }
 
 #[test]
