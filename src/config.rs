@@ -376,8 +376,8 @@ pub struct RunArgs {
     pub retired_alert_after: Duration,
 
     /// A problem that needs a person (`standby_needed`, `retired_token_alive`,
-    /// `rotation_failed`, `drift`) is announced again this often while it lasts (`0`: once);
-    /// `resolved` is announced when it is over.
+    /// `rotation_failed`, `drift`, `token_expiring`) is announced again this often while it
+    /// lasts (`0`: once); `resolved` is announced when it is over.
     #[arg(long, default_value = "24h", env = "TOKEN_ROTATOR_REMIND_EVERY", value_parser = duration, value_name = "DURATION")]
     pub remind_every: Duration,
 
@@ -392,7 +392,7 @@ pub struct RunArgs {
     pub token_lifetime: Duration,
 
     /// How long before the live token's estimated end `token_expiring` is announced (below
-    /// --token-lifetime).
+    /// --token-lifetime); it is repeated every --remind-every until a new token is live.
     #[arg(long, default_value = "30d", env = "TOKEN_ROTATOR_EXPIRY_WARNING", value_parser = lifetime, value_name = "DURATION")]
     pub expiry_warning: Duration,
 

@@ -17,7 +17,8 @@
 //!   repeated every `--remind-every` while it lasts, then closed with `resolved`; a target
 //!   out of sync for `--drift-after` is announced as `drift`.
 //! - **the live token's age** ([`age`]): when each token was first deployed (the earliest
-//!   time known), and `token_expiring` when its estimated end is near (once per token).
+//!   time known), and `token_expiring` when its estimated end is near (then a problem:
+//!   reminded, and resolved once another token is live).
 
 pub mod age;
 mod look;

@@ -1,7 +1,7 @@
 //! What survives a restart: the retired-token watch (which tokens, since when, the next
 //! probe, what was announced), the tokens the API rejected, the open problems (what was
 //! announced, since when, when it is repeated), and when the tokens deployed were first
-//! deployed (and whether their expiry was announced). The policy hands it out as
+//! deployed. The policy hands it out as
 //! [`super::Action::Persist`] whenever it changes and takes it back as
 //! [`super::Input::Restored`] at start; where it is kept is the shell's business
 //! ([`crate::daemon::store`]). Times are wall-clock times: a monotonic instant means
@@ -20,6 +20,6 @@ pub struct State {
     /// The problems that need a person, open, in the order they opened.
     pub problems: Vec<problems::Problem>,
     /// When the tokens deployed were first deployed (least recently deployed first), and
-    /// whether their expiry was announced.
+    /// whether `token_expiring` is open for them (derived from `problems`).
     pub deployed: Vec<age::Kept>,
 }

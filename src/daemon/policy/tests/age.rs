@@ -1,6 +1,7 @@
 //! The live token's age: when it was first deployed (kept per fingerprint, the earliest time
 //! known), and `token_expiring`, announced once per token when its age reaches
-//! `--token-lifetime` minus `--expiry-warning`, by the clock the policy is given.
+//! `--token-lifetime` minus `--expiry-warning`, by the clock the policy is given (its
+//! reminders and `resolved`: `problems/expiring.rs`).
 
 use super::*;
 use crate::daemon::policy::age as ages;
