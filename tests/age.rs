@@ -282,6 +282,10 @@ fn a_short_remind_every_repeats_token_expiring_and_a_new_token_resolves_it() {
     };
     assert!(wait_until(30.0, || !resolved().is_empty()), "{}", d.logs());
     assert_eq!(resolved()[0]["reason"], "live_token_replaced");
+    for j in [&got[1], &resolved()[0]] {
+        support::assert_no_secret(&j.to_string());
+        eprintln!("--- {}\n{}\n{}", j["event"], j["title"], j["text"]);
+    }
     assert_eq!(status(&d)["live"]["fingerprint"], fb.as_str());
     let reminded = of_a().len();
     std::thread::sleep(Duration::from_secs(5));
