@@ -376,8 +376,8 @@ pub struct RunArgs {
     pub retired_alert_after: Duration,
 
     /// A problem that needs a person (`standby_needed`, `retired_token_alive`,
-    /// `rotation_failed`, `drift`) is announced again this often while it lasts (`0`: once);
-    /// `resolved` is announced when it is over.
+    /// `rotation_failed`, `drift`, `token_expiring`) is announced again this often while it
+    /// lasts (`0`: once); `resolved` is announced when it is over.
     #[arg(long, default_value = "24h", env = "TOKEN_ROTATOR_REMIND_EVERY", value_parser = duration, value_name = "DURATION")]
     pub remind_every: Duration,
 
@@ -385,9 +385,20 @@ pub struct RunArgs {
     /// decided to deploy it (rotations failing, retried) is announced (`drift`).
     #[arg(long, default_value = "15m", env = "TOKEN_ROTATOR_DRIFT_AFTER", value_parser = duration, value_name = "DURATION")]
     pub drift_after: Duration,
+    /// How long a token is expected to last from its first deployment (`claude
+    /// setup-token`: about a year, as reported; Anthropic publishes no figure). Its estimated
+    /// end is its first deployment plus this.
+    #[arg(long, default_value = "365d", env = "TOKEN_ROTATOR_TOKEN_LIFETIME", value_parser = lifetime, value_name = "DURATION")]
+    pub token_lifetime: Duration,
+
+    /// How long before the live token's estimated end `token_expiring` is announced (below
+    /// --token-lifetime); it is repeated every --remind-every until a new token is live.
+    #[arg(long, default_value = "30d", env = "TOKEN_ROTATOR_EXPIRY_WARNING", value_parser = lifetime, value_name = "DURATION")]
+    pub expiry_warning: Duration,
 
     /// A directory where the state that must survive a restart is kept (the retired-token
-    /// watch, the rejected tokens), in `state.json`, mode 0600. Without it the state is kept
+    /// watch, the rejected tokens, the open problems, the tokens' first-deployed times), in
+    /// `state.json`, mode 0600. Without it the state is kept
     /// in memory and a restart forgets it.
     #[arg(long, env = "TOKEN_ROTATOR_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -448,6 +459,20 @@ pub struct HealthcheckArgs {
     pub listen: std::net::SocketAddr,
 }
 
+impl RunArgs {
+    /// The warning must come before the end.
+    pub fn check_expiry(&self) -> Result<(), String> {
+        if self.expiry_warning >= self.token_lifetime {
+            return Err(format!(
+                "--expiry-warning (TOKEN_ROTATOR_EXPIRY_WARNING) {} must be shorter than --token-lifetime (TOKEN_ROTATOR_TOKEN_LIFETIME) {}",
+                humantime::format_duration(self.expiry_warning),
+                humantime::format_duration(self.token_lifetime)
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl RotateArgs {
     /// The canary's command, if `--canary` is on: `--canary-exec`, else `--verify-exec`.
     pub fn canary_command(&self) -> Result<Option<Vec<String>>, String> {
@@ -471,6 +496,7 @@ impl Cli {
             }
             Command::Run(a) => {
                 a.rotate.targets.check()?;
+                a.check_expiry()?;
                 a.rotate.canary_command().map(|_| ())
             }
             Command::Status(a) => a.targets.check(),
@@ -500,6 +526,21 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s)
         .map_err(|_| "must be a duration like 6h, 30m, 90s or 0 (off)".to_string())?;
     seconds_in(d.as_secs_f64(), 30.0 * 86_400.0)
+}
+
+/// A token's lifetime, or a warning before its end: a duration like `365d`, `30d`, `20s`
+/// (above zero, at most ten years).
+pub fn lifetime(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let d = match s.parse::<f64>() {
+        Ok(secs) => seconds_in(secs, 3650.0 * 86_400.0)?,
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|_| "must be a duration like 365d, 30d or 12h".to_string())?,
+    };
+    if d.is_zero() || d > Duration::from_secs(3650 * 86_400) {
+        return Err("must be above zero and at most 3650 days".into());
+    }
+    Ok(d)
 }
 
 fn seconds_in(v: f64, max: f64) -> Result<Duration, String> {

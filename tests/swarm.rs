@@ -169,6 +169,10 @@ fn a_two_replica_service_is_rotated_by_swarm_and_verified_in_every_task() {
         sv["Spec"]["Labels"]["token-rotator.verified"],
         v["rotation"]
     );
+    // The spec carries when its token was first deployed, as the report says.
+    let first = &sv["Spec"]["Labels"]["token-rotator.first-deployed"];
+    assert!(first.is_string(), "{sv}");
+    assert_eq!(*first, v["first_deployed_at"], "{v}");
     // Nothing else of the spec changed: the replicas and the update policy are the user's.
     assert_eq!(sv["Spec"]["Mode"]["Replicated"]["Replicas"], 2);
     assert_eq!(sv["Spec"]["UpdateConfig"]["Monitor"], 1_000_000_000u64);
@@ -176,6 +180,10 @@ fn a_two_replica_service_is_rotated_by_swarm_and_verified_in_every_task() {
     let version = sv["Version"]["Index"].clone();
     let again = rotate(&e, s(&file), &name, &base, &[]);
     assert_eq!(again["outcome"], "already_current", "{again}");
+    assert_eq!(
+        again["first_deployed_at"], v["first_deployed_at"],
+        "read back from the spec's label"
+    );
     assert_eq!(spec(&e, &name)["Version"]["Index"], version);
     // `status` shows the service as a target, carrying the file's token.
     let st = run_binary(

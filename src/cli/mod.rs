@@ -153,6 +153,10 @@ pub async fn run(args: RunArgs, listener: Option<std::net::TcpListener>) -> anyh
             drift_after: args.drift_after,
         },
         shutdown_timeout: args.shutdown_timeout,
+        age: crate::daemon::AgeConfig {
+            lifetime: args.token_lifetime,
+            warning: args.expiry_warning,
+        },
         notifiers: notifiers(&args)?,
     };
     let shared = Arc::new(Shared::default());

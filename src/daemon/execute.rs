@@ -130,7 +130,7 @@ impl Shell {
     /// Runs the pipeline; on a stop, lets it finish or roll back within the bound.
     async fn rotate(&mut self, plan: Plan, shutdown: &mut Shutdown<'_>) -> Step {
         let token = plan.token.clone();
-        let rotation = self.rotator.rotate_token(&token);
+        let rotation = self.rotator.rotate_token_since(&token, plan.first_deployed);
         tokio::pin!(rotation);
         tokio::select! {
             report = &mut rotation => Step::Fed(Input::Rotated(plan, Box::new(report))),
@@ -228,6 +228,8 @@ impl Shell {
         metrics.set_standby_ready(view.standby_ready);
         metrics.set_retired(view.retired_alive, view.retired_dead);
         metrics.set_oldest_alive_retired(view.oldest_alive);
+        let live = view.status.live.as_ref();
+        metrics.set_live_first_deployed(live.and_then(|l| l.age.since));
         *self
             .shared
             .tokens

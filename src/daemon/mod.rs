@@ -39,7 +39,7 @@ use policy::{Action, Clock, Input, Policy};
 use trigger::{File, Trigger};
 use watch::WatchConfig;
 
-pub use policy::{WatchPlan, RETRY_FIRST, RETRY_MAX};
+pub use policy::{AgeConfig, WatchPlan, RETRY_FIRST, RETRY_MAX};
 
 /// Settings of the daemon beyond one rotation's.
 #[derive(Debug, Clone)]
@@ -64,6 +64,8 @@ pub struct DaemonConfig {
     pub store: Option<store::Store>,
     /// The state read from it at start.
     pub restored: Option<policy::State>,
+    /// `--token-lifetime` and `--expiry-warning`.
+    pub age: policy::AgeConfig,
 }
 
 type Shutdown<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -153,6 +155,7 @@ fn policy_config(rotator: &Rotator, cfg: &DaemonConfig) -> policy::Config {
         // Those named; label-selected targets join at the first rotation.
         targets: rotator.targets.names.clone(),
         jitter: crate::engine::jittered,
+        age: cfg.age,
     }
 }
 

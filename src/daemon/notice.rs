@@ -25,20 +25,7 @@ pub fn notice(event: Event, standby: Option<&Path>) -> Notice {
             targets,
         } => live_token_rejected(fingerprint.as_str(), source, &answer, &targets),
         Event::StandbyPromoted { old, new, report } => {
-            let (old, new) = (old.as_str(), new.as_str());
-            let text = format!(
-                "token-rotator: standby token {new} replaced the rejected live token {old} in {}; \
-                 write a new standby token to keep a spare.",
-                names(&report)
-            );
-            let body = json!({ "old_fingerprint": old, "new_fingerprint": new, "report": report });
-            make(
-                "standby_promoted",
-                Severity::Warning,
-                format!("token-rotator: standby token {new} is live"),
-                text,
-                body,
-            )
+            standby_promoted(old.as_str(), new.as_str(), &report)
         }
         Event::StandbyNeeded {
             fingerprint,
@@ -55,26 +42,7 @@ pub fn notice(event: Event, standby: Option<&Path>) -> Notice {
             retired_at,
             dead_at,
             alive_for,
-        } => {
-            let (fp, at, alive) = (
-                fingerprint.as_str(),
-                rfc3339(retired_at),
-                alive_for.as_secs(),
-            );
-            let text = format!(
-                "token-rotator: the retired token {fp} is dead: the API rejected it {alive} s \
-                 after it was retired ({at}). Nothing more to do."
-            );
-            let body = json!({ "fingerprint": fp, "retired_at": at,
-                               "first_rejected_at": rfc3339(dead_at), "alive_for_seconds": alive });
-            make(
-                "retired_token_dead",
-                Severity::Info,
-                format!("token-rotator: the retired token {fp} is dead"),
-                text,
-                body,
-            )
-        }
+        } => retired_token_dead(fingerprint.as_str(), retired_at, dead_at, alive_for),
         Event::RetiredTokenAlive {
             fingerprint,
             retired_at,
@@ -93,7 +61,94 @@ pub fn notice(event: Event, standby: Option<&Path>) -> Notice {
             lasted,
             reason,
         } => problems::resolved(problem, fingerprint.as_str(), since, lasted, reason),
+        Event::TokenExpiring {
+            fingerprint,
+            first_deployed,
+            expires_at,
+            age,
+            targets,
+        } => token_expiring(
+            fingerprint.as_str(),
+            (first_deployed, expires_at, age),
+            &targets,
+            standby,
+        ),
     }
+}
+
+/// `standby_promoted`: a standby replaced a rejected live token.
+fn standby_promoted(old: &str, new: &str, report: &RotationReport) -> Notice {
+    let text = format!(
+        "token-rotator: standby token {new} replaced the rejected live token {old} in {}; \
+         write a new standby token to keep a spare.",
+        names(report)
+    );
+    let body = json!({ "old_fingerprint": old, "new_fingerprint": new, "report": report });
+    make(
+        "standby_promoted",
+        Severity::Warning,
+        format!("token-rotator: standby token {new} is live"),
+        text,
+        body,
+    )
+}
+
+/// `retired_token_dead`: a replaced token is finally rejected by the API.
+fn retired_token_dead(
+    fp: &str,
+    retired_at: std::time::SystemTime,
+    dead_at: std::time::SystemTime,
+    alive_for: std::time::Duration,
+) -> Notice {
+    let (at, alive) = (rfc3339(retired_at), alive_for.as_secs());
+    let text = format!(
+        "token-rotator: the retired token {fp} is dead: the API rejected it {alive} s \
+         after it was retired ({at}). Nothing more to do."
+    );
+    let body = json!({ "fingerprint": fp, "retired_at": at,
+                       "first_rejected_at": rfc3339(dead_at), "alive_for_seconds": alive });
+    make(
+        "retired_token_dead",
+        Severity::Info,
+        format!("token-rotator: the retired token {fp} is dead"),
+        text,
+        body,
+    )
+}
+
+/// `token_expiring`: the live token nears its estimated end (first deployed + lifetime).
+pub(super) fn token_expiring(
+    fp: &str,
+    (first, end, age): (
+        std::time::SystemTime,
+        std::time::SystemTime,
+        std::time::Duration,
+    ),
+    targets: &[String],
+    standby_file: Option<&Path>,
+) -> Notice {
+    let (first, end, days) = (rfc3339(first), rfc3339(end), age.as_secs() / 86_400);
+    let place = standby_file.map_or_else(
+        || "into the secret file".to_string(),
+        |p| {
+            format!(
+                "into the secret file, or into the standby file {}",
+                p.display()
+            )
+        },
+    );
+    let text = format!(
+        "token-rotator: the live token {fp} used by {} was first deployed {first}, {days} days \
+         ago; its estimated end is {end} (--token-lifetime, an estimate: the token does not \
+         say). Mint a new one now with `claude setup-token` and write it {place}; it is \
+         rotated in at once.",
+        targets.join(", ")
+    );
+    let body = json!({ "fingerprint": fp, "first_deployed_at": first, "expires_at": end,
+                       "age_seconds": age.as_secs(), "targets": targets,
+                       "standby_file": standby_file.map(|p| p.display().to_string()) });
+    let title = format!("token-rotator: the live token {fp} ends around {end}: mint a new one");
+    make("token_expiring", Severity::Warning, title, text, body)
 }
 
 /// `live_token_rejected`: the API rejected the token the targets run on.

@@ -14,3 +14,7 @@ pub const OLD_RUNNING: &str = "token-rotator.old-was-running";
 pub const TARGET_NAME: &str = "token-rotator.target-name";
 /// Marks a canary container (a throwaway run of the target's image with the new token).
 pub const CANARY: &str = "token-rotator.canary";
+/// When the token the container carries was first deployed, on any target (RFC 3339, UTC):
+/// a re-deployment of the same token keeps the earliest time known. Its age is an estimate
+/// from this: the token itself is opaque.
+pub const FIRST_DEPLOYED: &str = "token-rotator.first-deployed";

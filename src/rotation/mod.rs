@@ -86,6 +86,16 @@ impl Rotator {
     /// targets have no container under their names meanwhile), then the targets are
     /// selected and rotated.
     pub async fn rotate_token(&self, token: &Token) -> RotationReport {
+        self.rotate_token_since(token, None).await
+    }
+
+    /// [`Rotator::rotate_token`], knowing that the token was first deployed at `known`
+    /// (the daemon's state): the replacements are labelled with the earliest time known.
+    pub async fn rotate_token_since(
+        &self,
+        token: &Token,
+        known: Option<std::time::SystemTime>,
+    ) -> RotationReport {
         let rotation = new_rotation_id();
         let (recovered, failed) = self.recover_interrupted().await;
         let mut report = match failed {
@@ -94,7 +104,12 @@ impl Rotator {
                 RotationReport::failed_before(rotation, Some(token.fingerprint()), &e)
             }
             None => match self.select().await {
-                Ok(targets) => self.pipeline.rotate(&targets, token, rotation).await,
+                Ok(targets) => {
+                    let pipeline = &self.pipeline;
+                    pipeline
+                        .rotate_since(&targets, token, rotation, known)
+                        .await
+                }
                 Err(e) => {
                     let e = Error::Target(e);
                     tracing::error!(outcome = e.outcome().label(), "{e}");

@@ -9,7 +9,7 @@
 //! starts, so the rest keep their working token. The undo is the target's one undo, the
 //! same the next run uses after a crash.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
@@ -47,6 +47,19 @@ impl Pipeline {
         token: &Token,
         rotation: String,
     ) -> RotationReport {
+        self.rotate_since(targets, token, rotation, None).await
+    }
+
+    /// Rotates `token` into `targets`; `known` is when it was first deployed, if the caller
+    /// knows (the daemon's state). The targets' labels may know an earlier time; the
+    /// earliest is written on the replacements (now, when nothing knows).
+    pub async fn rotate_since<T: Target>(
+        &self,
+        targets: &[T],
+        token: &Token,
+        rotation: String,
+        known: Option<SystemTime>,
+    ) -> RotationReport {
         // The span carries the count; the names are said once, here.
         let span = tracing::info_span!("rotation", id = %rotation, targets = targets.len());
         async move {
@@ -58,7 +71,7 @@ impl Pipeline {
             redactor.add(token.expose());
             let mut locks = Vec::new();
             let result = self
-                .locked(targets, token, &mut report, &mut locks, &mut redactor)
+                .locked(targets, (token, known), &mut report, &mut locks, &mut redactor)
                 .await
                 .map_err(|e| {
                     let text = redactor.redact(&e.to_string());
@@ -78,7 +91,7 @@ impl Pipeline {
     async fn locked<T: Target>(
         &self,
         targets: &[T],
-        token: &Token,
+        (token, known): (&Token, Option<SystemTime>),
         report: &mut RotationReport,
         locks: &mut Vec<Lock>,
         redactor: &mut Redactor,
@@ -87,6 +100,8 @@ impl Pipeline {
         self.recover(targets, report).await?;
         let seen = self.observe_all(targets, token, redactor).await?;
         report.targets = seen.iter().map(line).collect();
+        let first_deployed = earliest(known, &seen);
+        report.first_deployed_at = first_deployed.map(rfc3339);
         if seen.iter().all(|s| s.up_to_date) {
             tracing::info!(fingerprint = %token.fingerprint(), "all targets already carry this token");
             return Ok(Outcome::AlreadyCurrent);
@@ -96,10 +111,13 @@ impl Pipeline {
             return Err(Error::Stopped);
         }
         let rotation = report.rotation.clone();
+        let first_deployed = first_deployed.unwrap_or_else(SystemTime::now);
+        report.first_deployed_at = Some(rfc3339(first_deployed));
         let ctx = Ctx {
             token,
             rotation: &rotation,
             redactor: &*redactor,
+            first_deployed,
         };
         self.canary(targets, &seen, ctx).await?;
         self.swap_all(targets, &seen, ctx, report).await
@@ -408,6 +426,20 @@ async fn change<T: Target>(
             Err(Error::Step { step, rollback })
         }
     }
+}
+
+/// When the token going in was first deployed, as far as anything knows: the earliest of
+/// `known` and the labels of the targets that carry it already (`None`: nothing knows).
+fn earliest<S>(known: Option<SystemTime>, seen: &[Observed<S>]) -> Option<SystemTime> {
+    seen.iter()
+        .filter(|s| s.up_to_date)
+        .filter_map(|s| s.first_deployed)
+        .chain(known)
+        .min()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn line<S>(s: &Observed<S>) -> TargetReport {

@@ -132,6 +132,10 @@ pub struct RotationReport {
     /// them. Serialized as `retired`, their fingerprints only (their `Debug` too).
     #[serde(rename = "retired", serialize_with = "fingerprints")]
     pub retired_tokens: Vec<Token>,
+    /// When the token was first deployed, as far as is known (RFC 3339): the earliest of
+    /// the daemon's state and the labels of targets that carry it already; the time of
+    /// this rotation when nothing knew. Written as the label `token-rotator.first-deployed`.
+    pub first_deployed_at: Option<String>,
     /// Wall time in seconds.
     pub duration_secs: f64,
 }
@@ -153,6 +157,7 @@ impl RotationReport {
             validation: None,
             recovered: Vec::new(),
             retired_tokens: Vec::new(),
+            first_deployed_at: None,
             duration_secs: 0.0,
         }
     }

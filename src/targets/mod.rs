@@ -13,11 +13,13 @@ pub mod fault;
 pub mod lock;
 pub mod service;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::time::SystemTime;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::engine::EngineError;
+use crate::engine::{labels, EngineError};
 use crate::secret::{Fingerprint, Redactor, Token};
 
 pub use lock::{Lock, LockError, Locker};
@@ -31,6 +33,8 @@ pub struct Ctx<'a> {
     pub rotation: &'a str,
     /// Removes every known token from text that comes from the target.
     pub redactor: &'a Redactor,
+    /// When the token going in was first deployed (written as a label with it).
+    pub first_deployed: SystemTime,
 }
 
 /// What a target carries now, and what the change needs to know of it (`state`).
@@ -47,6 +51,9 @@ pub struct Observed<S> {
     pub running: bool,
     /// Variables set in it that take precedence over the token in Claude Code.
     pub shadowed_by: Vec<&'static str>,
+    /// When the token it carries was first deployed, from its labels (only when they
+    /// name that token's fingerprint).
+    pub first_deployed: Option<SystemTime>,
     /// Kind-specific state for `apply` (a container's inspect output).
     pub state: S,
     current_value: Option<SecretString>,
@@ -62,6 +69,7 @@ impl<S> Observed<S> {
             up_to_date: self.up_to_date,
             running: self.running,
             shadowed_by: self.shadowed_by,
+            first_deployed: self.first_deployed,
             state: f(self.state),
             current_value: self.current_value,
         }
@@ -76,6 +84,7 @@ impl<S> Observed<S> {
             up_to_date: self.up_to_date,
             running: self.running,
             shadowed_by: self.shadowed_by.clone(),
+            first_deployed: self.first_deployed,
             state,
             current_value: self.current_value.clone(),
         }
@@ -97,9 +106,22 @@ impl<S> Observed<S> {
             up_to_date: current_value.is_some_and(|v| token.matches(v)),
             running,
             shadowed_by: Vec::new(),
+            first_deployed: None,
             state,
             current_value: current_value.map(|v| SecretString::from(v.to_string())),
         }
+    }
+
+    /// Reads when its token was first deployed from its labels: only if they name the
+    /// fingerprint of the token it carries (labels copied from elsewhere say nothing), and
+    /// only a valid RFC 3339 time.
+    pub fn deployed_since(mut self, labels: Option<&HashMap<String, String>>) -> Self {
+        let get = |key| labels.and_then(|l| l.get(key)).map(String::as_str);
+        let ours = matches!((get(labels::FINGERPRINT), &self.current), (Some(l), Some(c)) if l == c.as_str());
+        self.first_deployed = get(labels::FIRST_DEPLOYED)
+            .filter(|_| ours)
+            .and_then(|t| humantime::parse_rfc3339(t).ok());
+        self
     }
 
     /// The secret it carries now (for the redactor only).

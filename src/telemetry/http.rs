@@ -154,12 +154,15 @@ async fn status(State(app): State<App>) -> Response {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let tokens = app
+    let mut tokens = app
         .shared
         .tokens
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    if let Some(live) = tokens.live.as_mut() {
+        live.age.at(std::time::SystemTime::now()); // as of this request
+    }
     Json(
         json!({ "secret_file": snap.secret_file, "secret_fingerprint": snap.secret_fingerprint,
         "secret_error": snap.secret_error, "targets": snap.targets, "last_rotation": last,

@@ -90,6 +90,9 @@ pub struct Metrics {
     retired: Family<StateLabels, Gauge>,
     retired_alive: Histogram,
     oldest_alive: Gauge<f64, AtomicU64>,
+    live_age: Gauge,
+    /// When the live token was first deployed: its age is computed at each encoding.
+    live_first_deployed: Mutex<Option<std::time::SystemTime>>,
     /// The label sets exported now, to replace them when the targets change.
     exported: Mutex<(Vec<DeployedLabels>, Vec<TargetLabels>)>,
 }
@@ -118,6 +121,8 @@ impl Default for Metrics {
             // From a minute to two weeks.
             retired_alive: Histogram::new(exponential_buckets(60.0, 4.0, 10)),
             oldest_alive: Gauge::default(),
+            live_age: Gauge::default(),
+            live_first_deployed: Mutex::default(),
             exported: Mutex::default(),
         };
         // In this order on /metrics.
@@ -201,6 +206,11 @@ impl Metrics {
             "live_probe_timestamp_seconds",
             "Unix time of the last probe of the live token (0: none yet)",
             self.live_probe.clone(),
+        );
+        r.register(
+            "live_token_age_seconds",
+            "Seconds since the live token was first deployed, an estimate from the token-rotator.first-deployed label (0: no live token or not known)",
+            self.live_age.clone(),
         );
         r.register(
             "log_streams",
@@ -354,6 +364,14 @@ impl Metrics {
         self.oldest_alive.set(secs);
     }
 
+    /// When the live token was first deployed (`None`: no live token, or not known).
+    pub fn set_live_first_deployed(&self, at: Option<std::time::SystemTime>) {
+        *self
+            .live_first_deployed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
     /// A retired token was first seen rejected, `alive_for` after its retirement.
     pub fn retired_dead(&self, alive_for: std::time::Duration) {
         self.retired_alive.observe(alive_for.as_secs_f64());
@@ -361,6 +379,15 @@ impl Metrics {
 
     /// The exposition in `format` (see [`Format::negotiate`]).
     pub fn encode(&self, format: Format) -> String {
+        let since = *self
+            .live_first_deployed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let age = since.map_or(0, |t| {
+            let secs = std::time::SystemTime::now().duration_since(t);
+            secs.unwrap_or_default().as_secs()
+        });
+        self.live_age.set(i64::try_from(age).unwrap_or(i64::MAX));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = match format {
@@ -394,6 +421,7 @@ mod tests {
                 matches_secret: Some(true),
                 rotation: None,
                 swapped_at: None,
+                first_deployed_at: None,
                 error: None,
                 interrupted: None,
             }],
@@ -509,6 +537,7 @@ mod tests {
             "token_rotator_retired_tokens",
             "token_rotator_retired_token_alive_seconds_bucket",
             "token_rotator_oldest_alive_retired_token_timestamp_seconds",
+            "token_rotator_live_token_age_seconds",
         ] {
             assert!(names.contains(want), "no {want} in {names:?}");
         }
@@ -520,5 +549,23 @@ mod tests {
             text.get("token_rotator_retired_tokens{state=\"dead\"}"),
             Some(&"2".to_string())
         );
+    }
+
+    #[test]
+    fn the_live_token_age_is_counted_at_each_scrape_from_its_first_deployment() {
+        let m = busy();
+        let age = |m: &Metrics| -> u64 {
+            let text = samples(&m.encode(Format::Classic));
+            text["token_rotator_live_token_age_seconds"]
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(age(&m), 0, "no live token: 0");
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        m.set_live_first_deployed(Some(day_ago));
+        let a = age(&m);
+        assert!((86_400..86_460).contains(&a), "{a}");
+        m.set_live_first_deployed(None);
+        assert_eq!(age(&m), 0);
     }
 }

@@ -59,6 +59,51 @@ pub struct LiveStatus {
     pub last_answer: Option<String>,
     /// Log lines that looked like a rejection while the probe found the token valid.
     pub false_alarms: u64,
+    /// Its age: `first_deployed_at`, `age_seconds`, `expires_at`.
+    #[serde(flatten)]
+    pub age: AgeStatus,
+}
+
+/// The live token's age, an estimate: the token is opaque, what is known is when it was
+/// first deployed (the label `token-rotator.first-deployed`); its end is that plus
+/// `--token-lifetime`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgeStatus {
+    /// When it was first deployed (RFC 3339), if known.
+    pub first_deployed_at: Option<String>,
+    /// How long ago that was, in seconds (as of the request).
+    pub age_seconds: Option<u64>,
+    /// Its estimated end: first deployed + `--token-lifetime` (RFC 3339).
+    pub expires_at: Option<String>,
+    /// `first_deployed_at` as a time, to compute `age_seconds` again.
+    #[serde(skip)]
+    pub since: Option<std::time::SystemTime>,
+}
+
+impl AgeStatus {
+    /// A token first deployed at `first`, expected to last `lifetime`, as of `now`.
+    pub fn of(
+        first: std::time::SystemTime,
+        lifetime: std::time::Duration,
+        now: std::time::SystemTime,
+    ) -> Self {
+        let t = |t| humantime::format_rfc3339_seconds(t).to_string();
+        let mut a = AgeStatus {
+            first_deployed_at: Some(t(first)),
+            age_seconds: None,
+            expires_at: Some(t(first + lifetime)),
+            since: Some(first),
+        };
+        a.at(now);
+        a
+    }
+
+    /// `age_seconds` as of `now`.
+    pub fn at(&mut self, now: std::time::SystemTime) {
+        self.age_seconds = self
+            .since
+            .map(|s| now.duration_since(s).unwrap_or_default().as_secs());
+    }
 }
 
 /// The standby token.

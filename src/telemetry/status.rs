@@ -32,6 +32,9 @@ pub struct TargetStatus {
     pub rotation: Option<String>,
     /// When that rotation swapped it (label).
     pub swapped_at: Option<String>,
+    /// When the token it carries was first deployed (label `token-rotator.first-deployed`,
+    /// only when its fingerprint label names that token).
+    pub first_deployed_at: Option<String>,
     /// Why it could not be inspected.
     pub error: Option<String>,
     /// A swap of it a crash interrupted, until the next rotation finishes or undoes it:
@@ -159,6 +162,7 @@ fn unknown(name: &str, kind: &'static str) -> TargetStatus {
         matches_secret: None,
         rotation: None,
         swapped_at: None,
+        first_deployed_at: None,
         error: None,
         interrupted: None,
     }
@@ -175,6 +179,10 @@ fn carries(
     t.matches_secret = secret.map(|tok| value.is_some_and(|v| tok.matches(v)));
     t.rotation = labels.and_then(|l| l.get(labels::ROTATION).cloned());
     t.swapped_at = labels.and_then(|l| l.get(labels::SWAPPED_AT).cloned());
+    let ours = labels.and_then(|l| l.get(labels::FINGERPRINT)) == t.fingerprint.as_ref();
+    t.first_deployed_at = labels
+        .and_then(|l| l.get(labels::FIRST_DEPLOYED).cloned())
+        .filter(|_| ours && t.fingerprint.is_some());
 }
 
 async fn container(

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use super::{make, retired_token_alive, standby_needed, to_do};
+use super::{make, retired_token_alive, standby_needed, to_do, token_expiring};
 use crate::daemon::policy::problems::{Detail, Problem};
 use crate::daemon::policy::rfc3339;
 use crate::error::Outcome;
@@ -50,6 +50,14 @@ pub fn reminder(p: &Problem, at: SystemTime, standby: Option<&Path>) -> Notice {
             targets,
         } => rotation_failed(fp, *outcome, error.as_deref(), targets),
         Detail::Drift { targets } => drift(fp, targets, p.since, Some(at)),
+        Detail::TokenExpiring {
+            first_deployed,
+            expires_at,
+            targets,
+        } => {
+            let age = at.duration_since(*first_deployed).unwrap_or_default();
+            token_expiring(fp, (*first_deployed, *expires_at, age), targets, standby)
+        }
     };
     let open_for = human(at.duration_since(p.since).unwrap_or_default());
     let since = rfc3339(p.since);

@@ -78,6 +78,7 @@ fn every_event() -> Vec<Event> {
             lasted: Duration::from_secs(900),
             reason: "rotation_landed",
         },
+        expiring(),
     ]);
     events.extend(problems().into_iter().map(|p| Event::Reminder {
         problem: Box::new(p),
@@ -101,6 +102,11 @@ fn problems() -> Vec<Problem> {
             targets: vec!["bot".into()],
         },
         Detail::Drift {
+            targets: vec!["bot".into()],
+        },
+        Detail::TokenExpiring {
+            first_deployed: at - Duration::from_secs(335 * 86_400),
+            expires_at: at + Duration::from_secs(30 * 86_400),
             targets: vec!["bot".into()],
         },
     ];
@@ -134,6 +140,10 @@ fn a_reminder_is_its_problems_event_with_reminder_and_since_and_resolved_names_t
         assert_eq!(n.body["fingerprint"], Fingerprint::of("tok").as_str());
         if kind == Kind::RetiredTokenAlive {
             assert_eq!(n.body["alive_for_seconds"], 2 * 86_400, "as of now");
+        }
+        if kind == Kind::TokenExpiring {
+            assert_eq!(n.body["age_seconds"], 337 * 86_400, "as of now");
+            assert_eq!(n.body["targets"][0], "bot");
         }
     }
     let n = notice(
@@ -207,4 +217,36 @@ fn standby_needed_is_critical_only_while_the_bots_are_down() {
         live: Some(fp),
     };
     assert_eq!(notice(up, None).severity, Severity::Warning);
+}
+
+fn expiring() -> Event {
+    let first = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    Event::TokenExpiring {
+        fingerprint: Fingerprint::of("tok"),
+        first_deployed: first,
+        expires_at: first + Duration::from_secs(365 * 86_400),
+        age: Duration::from_secs(340 * 86_400),
+        targets: vec!["bot-1".into(), "bot-2".into()],
+    }
+}
+
+#[test]
+fn token_expiring_names_the_token_its_age_its_estimated_end_and_the_bots() {
+    let n = notice(expiring(), Some(Path::new("/run/secrets/standby")));
+    assert_eq!((n.event, n.severity), ("token_expiring", Severity::Warning));
+    let fp = Fingerprint::of("tok").to_string();
+    assert_eq!(n.body["fingerprint"], fp.as_str());
+    assert_eq!(n.body["first_deployed_at"], "2027-01-15T08:00:00Z");
+    assert_eq!(n.body["expires_at"], "2028-01-15T08:00:00Z");
+    assert_eq!(n.body["age_seconds"], 340 * 86_400);
+    assert_eq!(n.body["targets"], serde_json::json!(["bot-1", "bot-2"]));
+    assert_eq!(n.body["standby_file"], "/run/secrets/standby");
+    for what in [
+        fp.as_str(),
+        "claude setup-token",
+        "/run/secrets/standby",
+        "bot-1, bot-2",
+    ] {
+        assert!(n.text.contains(what), "no {what:?} in {}", n.text);
+    }
 }

@@ -3,6 +3,7 @@
 //! the quiet period if it was caught half-written), the token chosen, the rotation, and what
 //! follows it (retry or remember the failure, retire the replaced tokens, announce).
 
+use super::problems::Kind;
 use super::tokens::{Choice, Probe};
 use super::{
     Action, Clock, Content, Event, Out, Phase, Plan, Policy, Purpose, Read, Record, Timer,
@@ -74,11 +75,13 @@ impl Policy {
                     self.wanted = Some((token.fingerprint().clone(), clock.wall));
                 }
                 self.phase = Phase::Rotating;
+                let first_deployed = self.ages.first_deployed(token.fingerprint());
                 out.push(Action::Rotate(Plan {
                     token,
                     file,
                     replacing,
                     content,
+                    first_deployed,
                 }));
             }
             Choice::Unusable(e) => {
@@ -189,6 +192,13 @@ impl Policy {
                 }
             }
             self.retired.unretire(plan.token.fingerprint(), out);
+            let reported = report.first_deployed_at.as_deref();
+            let reported = reported.and_then(|t| humantime::parse_rfc3339(t).ok());
+            let fp = plan.token.fingerprint();
+            self.ages
+                .deployed(fp, reported.or(plan.first_deployed), clock.wall);
+            let told = |fp: &_| self.problems.is_open(Kind::TokenExpiring, fp);
+            self.ages.check(Some(fp), told, &self.targets, clock, out);
             let promoted = self.tokens.deployed(&plan, &report, out);
             if let Some(old) = promoted {
                 self.announce_promotion(old, &plan, &report, out);
@@ -280,6 +290,11 @@ impl Policy {
             }
             Timer::Retired => self.retired.probe_due(clock, out),
             Timer::Remind => self.problems.due(clock, out),
+            Timer::Expiry => {
+                let live = self.tokens.live().map(|t| t.fingerprint());
+                let told = |fp: &_| self.problems.is_open(Kind::TokenExpiring, fp);
+                self.ages.check(live, told, &self.targets, clock, out);
+            }
         }
     }
 }

@@ -16,7 +16,11 @@
 //! - **until it is fixed** ([`problems`], [`review`]): a problem that needs a person is
 //!   repeated every `--remind-every` while it lasts, then closed with `resolved`; a target
 //!   out of sync for `--drift-after` is announced as `drift`.
+//! - **the live token's age** ([`age`]): when each token was first deployed (the earliest
+//!   time known), and `token_expiring` when its estimated end is near (then a problem:
+//!   reminded, and resolved once another token is live).
 
+pub mod age;
 mod look;
 pub mod problems;
 pub mod retired;
@@ -38,6 +42,7 @@ use crate::secret::{Fingerprint, SecretError, Token};
 use crate::validate::Verdict;
 use tokens::Tokens;
 
+pub use age::AgeConfig;
 pub use retired::WatchPlan;
 pub use state::State;
 pub use tokens::{Health, Probe, StandbyState, Then};
@@ -116,6 +121,9 @@ pub struct Plan {
     pub replacing: Option<Fingerprint>,
     /// What the primary file held when this was decided.
     pub content: Option<Content>,
+    /// When the token was first deployed, as the state knows (the rotation may find an
+    /// earlier time on the targets' labels).
+    pub first_deployed: Option<SystemTime>,
 }
 
 /// Everything the daemon reacts to.
@@ -189,6 +197,8 @@ pub enum Timer {
     Retired,
     /// The earliest reminder (or waiting first announcement) of an open problem.
     Remind,
+    /// The live token's age reaches `--token-lifetime` minus `--expiry-warning`.
+    Expiry,
 }
 
 /// Something a person is told (webhook today).
@@ -274,6 +284,19 @@ pub enum Event {
         /// Why it is over (`standby_ready`, `token_dead`, `rotation_landed`, ...).
         reason: &'static str,
     },
+    /// The live token nears its estimated end (first deployed + `--token-lifetime`).
+    TokenExpiring {
+        /// The live token.
+        fingerprint: Fingerprint,
+        /// When it was first deployed.
+        first_deployed: SystemTime,
+        /// Its estimated end.
+        expires_at: SystemTime,
+        /// Its age now.
+        age: Duration,
+        /// The targets carrying it.
+        targets: Vec<String>,
+    },
 }
 
 /// A counter or a report to record (metrics, `/status`'s last report, the log).
@@ -352,6 +375,8 @@ pub struct Config {
     pub targets: Vec<String>,
     /// Shortens a period at random, so that many sidecars do not probe in step.
     pub jitter: fn(Duration) -> Duration,
+    /// `--token-lifetime` and `--expiry-warning`.
+    pub age: AgeConfig,
 }
 
 /// Where the current look is.
@@ -372,6 +397,7 @@ pub struct Policy {
     cfg: Config,
     tokens: Tokens,
     retired: retired::Watch,
+    ages: age::Ages,
     phase: Phase,
     /// Something asked for a look at the targets.
     pending: bool,
@@ -402,6 +428,7 @@ impl Policy {
         Policy {
             tokens: Tokens::new(cfg.can_probe),
             retired: retired::Watch::new(cfg.retired.clone(), cfg.jitter),
+            ages: age::Ages::new(cfg.age),
             targets: cfg.targets.clone(),
             problems: problems::Problems::new(cfg.remind),
             cfg,
@@ -424,12 +451,19 @@ impl Policy {
             retired: self.retired.kept(),
             rejected: self.tokens.rejected(),
             problems: self.problems.kept(),
+            deployed: (self.ages)
+                .kept(|fp| self.problems.is_open(problems::Kind::TokenExpiring, fp)),
         }
     }
 
     /// What the tokens' state looks like now.
     pub fn view(&self, clock: Clock) -> tokens::View {
-        self.tokens.view(&self.retired, clock)
+        let mut view = self.tokens.view(&self.retired, clock);
+        let live = self.tokens.live().map(|t| t.fingerprint());
+        if let Some(l) = view.status.live.as_mut() {
+            l.age = self.ages.status(live, clock.wall);
+        }
+        view
     }
 
     /// Decides what to do about `input`.
@@ -440,6 +474,7 @@ impl Policy {
                 self.retired.restore(state.retired, clock, &mut out);
                 self.tokens.restore_rejected(state.rejected);
                 self.problems.restore(state.problems);
+                self.restore_ages(&state.deployed, clock);
                 self.persisted = self.state();
             }
             Input::Started => self.started(clock, &mut out),

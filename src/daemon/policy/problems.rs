@@ -28,15 +28,18 @@ pub enum Kind {
     RotationFailed,
     /// A target does not carry the token it should, for longer than `--drift-after`.
     Drift,
+    /// The live token's age passed `--token-lifetime` minus `--expiry-warning`.
+    TokenExpiring,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::StandbyNeeded,
         Kind::RetiredTokenAlive,
         Kind::RotationFailed,
         Kind::Drift,
+        Kind::TokenExpiring,
     ];
 
     /// The event that announces it (and that `resolved`'s `problem` names).
@@ -46,6 +49,7 @@ impl Kind {
             Kind::RetiredTokenAlive => "retired_token_alive",
             Kind::RotationFailed => "rotation_failed",
             Kind::Drift => "drift",
+            Kind::TokenExpiring => "token_expiring",
         }
     }
 
@@ -85,6 +89,15 @@ pub enum Detail {
         /// The targets that do not carry the token.
         targets: Vec<String>,
     },
+    /// `token_expiring` (its age is told as of each reminder).
+    TokenExpiring {
+        /// When the token was first deployed.
+        first_deployed: SystemTime,
+        /// Its estimated end.
+        expires_at: SystemTime,
+        /// The targets carrying it.
+        targets: Vec<String>,
+    },
 }
 
 impl Detail {
@@ -95,6 +108,7 @@ impl Detail {
             Detail::RetiredTokenAlive { .. } => Kind::RetiredTokenAlive,
             Detail::RotationFailed { .. } => Kind::RotationFailed,
             Detail::Drift { .. } => Kind::Drift,
+            Detail::TokenExpiring { .. } => Kind::TokenExpiring,
         }
     }
 
@@ -182,6 +196,20 @@ fn opened_by(event: &Event) -> Option<(Fingerprint, Detail)> {
             };
             Some((fp, detail))
         }
+        Event::TokenExpiring {
+            fingerprint,
+            first_deployed,
+            expires_at,
+            targets,
+            ..
+        } => Some((
+            fingerprint.clone(),
+            Detail::TokenExpiring {
+                first_deployed: *first_deployed,
+                expires_at: *expires_at,
+                targets: targets.clone(),
+            },
+        )),
         _ => None,
     }
 }
@@ -244,6 +272,11 @@ impl Problems {
         }
     }
 
+    /// Whether a problem of `kind` about `fp` is open (announced or waiting).
+    pub fn is_open(&self, kind: Kind, fp: &Fingerprint) -> bool {
+        self.find(kind, fp).is_some()
+    }
+
     fn find(&self, kind: Kind, fp: &Fingerprint) -> Option<usize> {
         self.open
             .iter()
@@ -277,6 +310,24 @@ impl Problems {
                 self.changed = true;
                 true
             }
+        }
+    }
+
+    /// Opens the problem `event` announces as announced already at `at` (by a build that
+    /// kept no problems: see [`super::age::Ages::announced_before`]), unless it is open.
+    pub fn restore_announced(&mut self, event: &Event, at: SystemTime) {
+        let Some((fp, detail)) = opened_by(event) else {
+            return;
+        };
+        if self.find(detail.kind(), &fp).is_none() {
+            self.open.push(Problem {
+                fingerprint: fp,
+                detail,
+                since: at,
+                announced_at: Some(at),
+                reminders: 0,
+            });
+            self.changed = true;
         }
     }
 

@@ -8,10 +8,11 @@
 //! | `retired_token_alive` | the API rejects the token at last (`token_dead`), it is live again (`live_again`), or its watch ended (`watch_ended`: `--retired-watch-max`) |
 //! | `rotation_failed` | a rotation lands: every target carries the token it deployed |
 //! | `drift` | likewise |
+//! | `token_expiring` | another token is live and the API has not rejected it (`live_token_replaced`) |
 
 use super::problems::{Detail, Kind, Problem};
 use super::retired::State as Seen;
-use super::{Action, Clock, Out, Policy};
+use super::{age, Action, Clock, Out, Policy};
 use crate::rotation::{RotationReport, TargetOutcome};
 use crate::secret::Fingerprint;
 
@@ -61,6 +62,24 @@ impl Policy {
                 None => Some("watch_ended"),
             },
             Kind::RotationFailed | Kind::Drift => landed.then_some("rotation_landed"),
+            Kind::TokenExpiring => {
+                let live = self.tokens.live();
+                let replaced = live.is_some_and(|t| {
+                    t.fingerprint() != &p.fingerprint && !self.tokens.is_rejected(t)
+                });
+                replaced.then_some("live_token_replaced")
+            }
+        }
+    }
+
+    /// Takes back the first-deployed times kept before a restart (after the problems): a
+    /// `token_expiring` announced by a build that kept it only as `expiry_announced` is
+    /// opened as announced, so that it is reminded and resolved, never announced again.
+    pub(super) fn restore_ages(&mut self, deployed: &[age::Kept], clock: Clock) {
+        self.ages.restore(deployed);
+        for k in deployed.iter().filter(|k| k.expiry_announced) {
+            let (event, at) = self.ages.announced_before(k, &self.targets, clock.wall);
+            self.problems.restore_announced(&event, at);
         }
     }
 

@@ -485,6 +485,7 @@ impl Tokens {
             last_probe: self.last_probe.map(rfc3339),
             last_answer: self.last_answer.clone(),
             false_alarms: self.false_alarms,
+            age: Default::default(),
         });
         let standby = StandbyStatus {
             fingerprint: self.standby.as_ref().map(|t| t.fingerprint().to_string()),

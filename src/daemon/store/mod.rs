@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::policy::age::Kept as Deployed;
 use super::policy::retired::{Kept as Retired, State as Seen};
 use super::policy::state::State;
 
@@ -141,6 +142,20 @@ struct Kept {
     rejected: Vec<String>,
     #[serde(default)]
     problems: Vec<problems::KeptProblem>,
+    /// Added within version 1: a file written before has none (read as empty).
+    #[serde(default)]
+    deployed: Vec<KeptDeployed>,
+}
+
+/// When a deployed token was first deployed (its fingerprint only: no token here).
+#[derive(Serialize, Deserialize)]
+struct KeptDeployed {
+    fingerprint: String,
+    first_deployed_at: String,
+    /// Whether `token_expiring` is open for it, as `problems` says (written for a build that
+    /// read this and kept no problems; a file from before `deployed` lacks it).
+    #[serde(default)]
+    expiry_announced: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -194,6 +209,15 @@ impl Kept {
                 .iter()
                 .map(problems::KeptProblem::of)
                 .collect(),
+            deployed: state
+                .deployed
+                .iter()
+                .map(|d| KeptDeployed {
+                    fingerprint: d.fingerprint.to_string(),
+                    first_deployed_at: time(d.first_deployed),
+                    expiry_announced: d.expiry_announced,
+                })
+                .collect(),
         }
     }
 }
@@ -228,10 +252,15 @@ fn decode(bytes: &[u8], path: &Path) -> Result<State, StoreError> {
         .problems
         .into_iter()
         .map(|p| p.read().map_err(&corrupt));
+    let deployed = kept
+        .deployed
+        .into_iter()
+        .map(|d| deployed(d).map_err(&corrupt));
     Ok(State {
         retired: retired.collect::<Result<_, _>>()?,
         rejected: rejected.collect::<Result<_, _>>()?,
         problems: problems.collect::<Result<_, _>>()?,
+        deployed: deployed.collect::<Result<_, _>>()?,
     })
 }
 
@@ -244,6 +273,16 @@ fn where_(e: &serde_json::Error) -> String {
         e.column()
     )
     .to_lowercase()
+}
+
+fn deployed(d: KeptDeployed) -> Result<Deployed, String> {
+    Ok(Deployed {
+        fingerprint: Fingerprint::parse(&d.fingerprint)
+            .ok_or("a deployed token's fingerprint is not 12 hex digits")?,
+        first_deployed: humantime::parse_rfc3339(&d.first_deployed_at)
+            .map_err(|_| "a first-deployed time is not RFC 3339")?,
+        expiry_announced: d.expiry_announced,
+    })
 }
 
 fn retired(r: KeptRetired) -> Result<Retired, String> {

@@ -13,7 +13,7 @@ use crate::secret::Fingerprint;
 /// One open problem as kept.
 #[derive(Serialize, Deserialize)]
 pub struct KeptProblem {
-    /// `standby_needed`, `retired_token_alive`, `rotation_failed` or `drift`.
+    /// `standby_needed`, `retired_token_alive`, `rotation_failed`, `drift` or `token_expiring`.
     problem: String,
     fingerprint: String,
     since: String,
@@ -33,9 +33,14 @@ pub struct KeptProblem {
     outcome: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// `rotation_failed`, `drift`.
+    /// `rotation_failed`, `drift`, `token_expiring`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     targets: Vec<String>,
+    /// `token_expiring`: when the token was first deployed, and its estimated end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_deployed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
 }
 
 impl KeptProblem {
@@ -53,6 +58,8 @@ impl KeptProblem {
             outcome: None,
             error: None,
             targets: Vec::new(),
+            first_deployed_at: None,
+            expires_at: None,
         };
         match &p.detail {
             Detail::StandbyNeeded { reason, live } => {
@@ -70,6 +77,15 @@ impl KeptProblem {
                 k.targets = targets.clone();
             }
             Detail::Drift { targets } => k.targets = targets.clone(),
+            Detail::TokenExpiring {
+                first_deployed,
+                expires_at,
+                targets,
+            } => {
+                k.first_deployed_at = Some(time(*first_deployed));
+                k.expires_at = Some(time(*expires_at));
+                k.targets = targets.clone();
+            }
         }
         k
     }
@@ -103,6 +119,11 @@ impl KeptProblem {
                 }
             }
             Kind::Drift => Detail::Drift {
+                targets: self.targets.clone(),
+            },
+            Kind::TokenExpiring => Detail::TokenExpiring {
+                first_deployed: at(self.first_deployed_at.as_deref().ok_or_else(missing)?)?,
+                expires_at: at(self.expires_at.as_deref().ok_or_else(missing)?)?,
                 targets: self.targets.clone(),
             },
         };

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use super::{Store, StoreError, FILE};
+use crate::daemon::policy::age::Kept as Deployed;
 use crate::daemon::policy::problems::{Detail, Problem};
 use crate::daemon::policy::retired::{Kept as Retired, State as Seen};
 use crate::daemon::policy::state::State;
@@ -15,7 +16,7 @@ use crate::secret::{Fingerprint, Token};
 const SECRET: &str = "sk-ant-oat01-state-test-secret-value";
 
 fn state() -> State {
-    let t = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s);
+    let t = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs((1_800_000_000 + s) as u64);
     State {
         retired: vec![
             Retired {
@@ -44,6 +45,18 @@ fn state() -> State {
         ],
         rejected: vec![Fingerprint::of("sk-ant-oat01-rejected")],
         problems: problems(t(0)),
+        deployed: vec![
+            Deployed {
+                fingerprint: Fingerprint::of("sk-ant-oat01-older"),
+                first_deployed: t(-86_400),
+                expiry_announced: true,
+            },
+            Deployed {
+                fingerprint: Fingerprint::of(SECRET),
+                first_deployed: t(0),
+                expiry_announced: false,
+            },
+        ],
     }
 }
 
@@ -84,6 +97,15 @@ fn problems(at: SystemTime) -> Vec<Problem> {
             None,
             0,
         ),
+        p(
+            Detail::TokenExpiring {
+                first_deployed: at - 335 * day,
+                expires_at: at + 30 * day,
+                targets: vec!["bot".into()],
+            },
+            Some(at + day),
+            1,
+        ),
     ]
 }
 
@@ -118,6 +140,10 @@ fn a_state_file_written_before_problems_were_kept_reads_as_none_open() {
     assert_eq!(json["problems"][2]["problem"], "rotation_failed");
     assert_eq!(json["problems"][2]["outcome"], "busy");
     assert_eq!(json["problems"][3]["announced_at"], serde_json::Value::Null);
+    assert_eq!(json["problems"][4]["problem"], "token_expiring");
+    assert_eq!(json["problems"][4]["targets"][0], "bot");
+    assert!(json["problems"][4]["first_deployed_at"].is_string());
+    assert!(json["problems"][4]["expires_at"].is_string());
     assert_eq!(Store::open(tmp.path()).unwrap().1.unwrap(), now);
 }
 
@@ -132,6 +158,67 @@ fn a_problem_of_an_unknown_kind_is_refused() {
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
     let e = Store::open(tmp.path()).unwrap_err();
     assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+}
+
+#[test]
+fn a_file_written_before_token_expiring_was_a_problem_keeps_its_expiry_announced() {
+    // As the build of the token's age wrote it: `deployed` with the flag, no `problems`.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join(FILE);
+    let (a, b) = (
+        Fingerprint::of("sk-ant-oat01-a"),
+        Fingerprint::of("sk-ant-oat01-b"),
+    );
+    let body = format!(
+        r#"{{"version": 1, "retired": [], "rejected": [], "deployed": [
+            {{"fingerprint": "{a}", "first_deployed_at": "2026-01-15T08:00:00Z",
+              "expiry_announced": true}},
+            {{"fingerprint": "{b}", "first_deployed_at": "2026-12-01T08:00:00Z"}}]}}"#
+    );
+    fs::write(&file, body).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let back = Store::open(tmp.path()).unwrap().1.expect("the state");
+    assert!(back.problems.is_empty());
+    let flags: Vec<_> = back
+        .deployed
+        .iter()
+        .map(|d| (d.fingerprint.clone(), d.expiry_announced))
+        .collect();
+    assert_eq!(
+        flags,
+        [(a, true), (b, false)],
+        "a missing flag reads as false"
+    );
+    assert_eq!(
+        back.deployed[0].first_deployed,
+        humantime::parse_rfc3339("2026-01-15T08:00:00Z").unwrap()
+    );
+}
+
+#[test]
+fn a_file_written_before_the_first_deployed_times_reads_with_none() {
+    // As the version before wrote it: no `deployed`.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join(FILE);
+    let fp = Fingerprint::of("sk-ant-oat01-rejected");
+    let body = format!(
+        r#"{{"version": 1, "retired": [{{"token": "{SECRET}", "fingerprint": "{}",
+            "retired_at": "2027-01-15T08:00:00Z", "next_probe": 1,
+            "next_probe_at": "2027-01-15T08:05:00Z", "state": "unknown", "dead_at": null,
+            "alive_for_seconds": null, "last_probe_at": null, "last_answer": null,
+            "alerted": false}}], "rejected": ["{fp}"]}}"#,
+        Fingerprint::of(SECRET)
+    );
+    fs::write(&file, body).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let (store, back) = Store::open(tmp.path()).unwrap();
+    let back = back.expect("the state");
+    assert_eq!(back.retired.len(), 1);
+    assert_eq!(back.rejected, vec![fp]);
+    assert!(back.deployed.is_empty());
+    // Written again, it keeps them from then on.
+    store.save(&state()).unwrap();
+    assert_eq!(Store::open(tmp.path()).unwrap().1.unwrap(), state());
 }
 
 #[test]

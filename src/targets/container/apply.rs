@@ -97,6 +97,10 @@ async fn create(
         (labels::REPLACES, seen.id.clone()),
         (labels::TARGET_NAME, name.to_string()),
         (labels::OLD_RUNNING, seen.running.to_string()),
+        (
+            labels::FIRST_DEPLOYED,
+            humantime::format_rfc3339_seconds(ctx.first_deployed).to_string(),
+        ),
     ];
     point(name, step::CREATE, "before-create").await?;
     let dialect = dialect::of(docker).await;

@@ -115,6 +115,24 @@ async fn matches_several(docker: &Docker, prefix: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Why a target with AutoRemove (`--rm`) cannot be swapped in `order`, if it has it:
+/// stopping it deletes it, so only a start-first swap, which stops it after its
+/// replacement is verified, is safe.
+fn auto_remove_problem(info: &ContainerInspectResponse, order: Order) -> Option<String> {
+    if info.host_config.as_ref().and_then(|h| h.auto_remove) != Some(true) {
+        return None;
+    }
+    match (order, super::order::start_first_blocker(info)) {
+        (Order::StartFirst, None) => None,
+        (Order::StartFirst, Some(b)) => Some(format!("start-first is not possible: {b}")),
+        (Order::StopFirst, _) => Some(
+            "with --order stop-first it would be gone before its replacement is verified; \
+             --order start-first rotates it safely"
+                .to_string(),
+        ),
+    }
+}
+
 /// Inspects the target under its own name and checks it can be swapped safely.
 pub async fn observe(
     docker: &Docker,
@@ -137,24 +155,11 @@ pub async fn observe(
         .unwrap_or(name)
         .trim_start_matches('/')
         .to_string();
-    if info.host_config.as_ref().and_then(|h| h.auto_remove) == Some(true) {
-        // Stopping it deletes it: only a start-first swap, which stops it after its
-        // replacement is verified, is safe.
-        let why = match (order, super::order::start_first_blocker(&info)) {
-            (Order::StartFirst, None) => None,
-            (Order::StartFirst, Some(b)) => Some(format!("start-first is not possible: {b}")),
-            (Order::StopFirst, _) => Some(
-                "with --order stop-first it would be gone before its replacement is verified; \
-                 --order start-first rotates it safely"
-                    .to_string(),
-            ),
-        };
-        if let Some(why) = why {
-            return Err(TargetError::AutoRemove {
-                name: requested.to_string(),
-                why,
-            });
-        }
+    if let Some(why) = auto_remove_problem(&info, order) {
+        return Err(TargetError::AutoRemove {
+            name: requested.to_string(),
+            why,
+        });
     }
     if info.state.as_ref().and_then(|s| s.paused) == Some(true) {
         return Err(TargetError::Paused(requested.to_string()));
@@ -184,6 +189,7 @@ pub async fn observe(
         .filter(|v| env_value(&info, v).is_some_and(|x| !x.is_empty()))
         .collect();
     let current = env_value(&info, env_var).map(str::to_string);
+    let own_labels = info.config.as_ref().and_then(|c| c.labels.clone());
     let mut seen = Observed::new(
         own_name,
         id,
@@ -191,7 +197,8 @@ pub async fn observe(
         current.as_deref(),
         token,
         Inspected(Box::new(info)),
-    );
+    )
+    .deployed_since(own_labels.as_ref());
     seen.shadowed_by = shadowed_by;
     Ok(seen)
 }

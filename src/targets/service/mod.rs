@@ -242,14 +242,11 @@ impl Target for ServiceTarget {
         };
         let current = env_value(&spec.spec, &self.cfg.env_var).map(str::to_string);
         let id = spec.id.clone();
-        Ok(Observed::new(
-            self.name.clone(),
-            id,
-            true,
-            current.as_deref(),
-            token,
-            spec,
-        ))
+        let spec_labels = spec.spec.labels.clone();
+        Ok(
+            Observed::new(self.name.clone(), id, true, current.as_deref(), token, spec)
+                .deployed_since(spec_labels.as_ref()),
+        )
     }
 
     fn canary_key(&self, _seen: &Observed<Spec>) -> Option<String> {
@@ -270,6 +267,7 @@ impl Target for ServiceTarget {
         let value = ctx.token.expose().to_string();
         let fingerprint = ctx.token.fingerprint().to_string();
         let rotation = ctx.rotation.to_string();
+        let first_deployed = humantime::format_rfc3339_seconds(ctx.first_deployed).to_string();
         let start_first = self.cfg.order == Order::StartFirst;
         let (before, status_before) = update(&self.docker, &self.name, false, |spec| {
             let env = spec
@@ -283,6 +281,7 @@ impl Target for ServiceTarget {
             let l = spec.labels.get_or_insert_with(Default::default);
             l.insert(labels::ROTATION.into(), rotation.clone());
             l.insert(labels::FINGERPRINT.into(), fingerprint.clone());
+            l.insert(labels::FIRST_DEPLOYED.into(), first_deployed.clone());
             if start_first {
                 spec.update_config
                     .get_or_insert_with(Default::default)

@@ -37,6 +37,7 @@ pub const EVENTS: &[&str] = &[
     "retired_token_alive",
     "drift",
     "resolved",
+    "token_expiring",
 ];
 
 /// The variable that redirects the services with fixed hosts (Discord, Slack, Telegram,

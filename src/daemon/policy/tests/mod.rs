@@ -51,6 +51,7 @@ fn config() -> Config {
         },
         targets: vec![BOT.into()],
         jitter: |d| d,
+        age: AgeConfig::default(),
     }
 }
 
@@ -199,6 +200,7 @@ fn announced(acts: &[Action]) -> Vec<&'static str> {
                 Event::Drift { .. } => "drift",
                 Event::Reminder { .. } => "reminder",
                 Event::Resolved { .. } => "resolved",
+                Event::TokenExpiring { .. } => "token_expiring",
             }),
             _ => None,
         })
@@ -849,5 +851,6 @@ fn the_watch_of_a_retired_token_ends_after_its_maximum() {
     assert!(published(&sim, &acts).unwrap().status.retired.is_empty());
 }
 
+mod age;
 mod problems;
 mod restored;

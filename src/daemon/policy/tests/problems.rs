@@ -442,3 +442,4 @@ fn retired_token_alive_deployed_again_is_resolved_as_live_again() {
         [("retired_token_alive", "live_again", Duration::ZERO)]
     );
 }
+mod expiring;
