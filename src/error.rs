@@ -242,6 +242,17 @@ impl Error {
         }
     }
 
+    /// Whether the token may be to blame: it was refused (by the API, a canary, the secret
+    /// file's rules) or a replacement carrying it failed its check. A rollback for any
+    /// other reason says nothing about the token, and the daemon tries it again.
+    pub fn blames_token(&self) -> bool {
+        match self {
+            Error::Secret(_) | Error::Refused { .. } | Error::Canary(_) => true,
+            Error::Step { step, .. } => step.blames_token(),
+            _ => false,
+        }
+    }
+
     /// A short stable name of what failed, for logs (`rule` of a secret, else the outcome).
     pub fn rule(&self) -> &'static str {
         match self {
@@ -374,5 +385,32 @@ mod tests {
         assert_eq!(unfinished(false).outcome(), Outcome::RollbackFailed);
         assert_eq!(unfinished(true).outcome(), Outcome::EngineUnavailable);
         assert!(unfinished(false).outcome().is_retryable());
+    }
+
+    #[test]
+    fn only_a_replacement_failing_its_check_puts_the_rollback_on_the_token() {
+        let at = |step: &'static str| Error::Step {
+            step: StepError {
+                target: "bot".into(),
+                step,
+                unreachable: false,
+                cause: "failed".into(),
+            },
+            rollback: Rollback::Restored,
+        };
+        use crate::targets::{container, service};
+        assert!(at(container::step::VERIFY).blames_token());
+        assert!(at(service::step::VERIFY).blames_token());
+        for step in [
+            container::step::CREATE,
+            container::step::RENAME_OLD,
+            container::step::RENAME_NEW,
+            container::step::STOP_OLD,
+            container::step::START_NEW,
+        ] {
+            let e = at(step);
+            assert_eq!(e.outcome(), Outcome::RolledBack, "{step}");
+            assert!(!e.blames_token(), "{step}");
+        }
     }
 }

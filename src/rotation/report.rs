@@ -138,6 +138,11 @@ pub struct RotationReport {
     pub first_deployed_at: Option<String>,
     /// Wall time in seconds.
     pub duration_secs: f64,
+    /// Whether the failure may be the token's ([`crate::error::Error::blames_token`]):
+    /// the daemon does not try a token again that may be bad, until the file is written
+    /// again; it retries a rollback that was the target's doing.
+    #[serde(skip)]
+    pub token_suspect: bool,
 }
 
 fn fingerprints<S: serde::Serializer>(tokens: &[Token], s: S) -> Result<S::Ok, S::Error> {
@@ -159,6 +164,7 @@ impl RotationReport {
             retired_tokens: Vec::new(),
             first_deployed_at: None,
             duration_secs: 0.0,
+            token_suspect: false,
         }
     }
 
@@ -168,6 +174,7 @@ impl RotationReport {
         let mut r = RotationReport::new(rotation, fingerprint);
         r.outcome = e.outcome();
         r.error = Some(e.to_string());
+        r.token_suspect = e.blames_token();
         r
     }
 
@@ -236,6 +243,7 @@ pub(crate) fn finish(
         Err((e, text)) => {
             report.outcome = e.outcome();
             report.error = Some(text);
+            report.token_suspect = e.blames_token();
         }
     }
     report.duration_secs = took.as_secs_f64();

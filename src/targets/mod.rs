@@ -299,6 +299,14 @@ impl StepError {
     pub fn copy_refused(&self) -> bool {
         self.cause.is::<container::step::CopyRefused>()
     }
+
+    /// Whether the token may be what failed: only the check of the replacement with it
+    /// (its start, its authentication, its health) can say so. Any other step failing
+    /// (a name taken by a container run by hand, the old container gone) is the target's
+    /// or the engine's doing.
+    pub fn blames_token(&self) -> bool {
+        self.step == container::step::VERIFY || self.step == service::step::VERIFY
+    }
 }
 
 /// The canary refused the token: the bot's own client, in the bot's own image, could not

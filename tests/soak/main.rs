@@ -182,8 +182,10 @@ fn rounds(
         let first = Duration::from_secs(10).min(within);
         if chaos.converge(first).is_err() {
             if chaos.rolled_back() {
-                // The documented contract: a token whose swap was rolled back is not tried
-                // again until the file is written again. Written again (same token), counted.
+                // The documented contract: a token whose replacement failed its check (a bot
+                // removed by hand during it, say) is not tried again until the file is
+                // written again; any other rollback is retried on its own. Written again
+                // (same token), counted: it should stay rare.
                 eprintln!("soak: round {i} ({what}): rotation rolled_back; writing the file again");
                 *chaos.rewrites.entry(what).or_default() += 1;
                 let latest = chaos.fleet.latest.clone();

@@ -90,7 +90,7 @@ impl Policy {
                 let id = crate::engine::names::new_rotation_id();
                 let report = RotationReport::failed_before(id, None, &Error::Secret(e));
                 self.report(&report, out);
-                self.after(report.outcome, content, clock, out);
+                self.after(&report, content, clock, out);
             }
             Choice::Nothing => {
                 // Nothing to deploy until a file changes: no retry either.
@@ -164,7 +164,7 @@ impl Policy {
         self.phase = Phase::Idle;
         self.report(&report, out);
         let deployed = matches!(report.outcome, Outcome::Rotated | Outcome::AlreadyCurrent);
-        if plan.file == File::Standby && !report.outcome.is_retryable() && !deployed {
+        if plan.file == File::Standby && !worth_retrying(&report) && !deployed {
             // A standby whose swap failed is not deployed again until its file changes.
             let why = format!("its swap ended {}", report.outcome.label());
             self.tokens.standby_failed(&why, out);
@@ -205,7 +205,7 @@ impl Policy {
             }
         }
         self.after(
-            report.outcome,
+            &report,
             plan.content.filter(|_| plan.file == File::Primary),
             clock,
             out,
@@ -248,16 +248,12 @@ impl Policy {
     /// Retry with backoff, or remember a failure of the primary file's `content`.
     pub(super) fn after(
         &mut self,
-        outcome: Outcome,
+        report: &RotationReport,
         content: Option<Content>,
         clock: Clock,
         out: &mut Out,
     ) {
-        // A failed rollback is retried too: the next run starts by recovering. So is a
-        // target found missing: it is often gone for a moment only (compose recreating
-        // it, an operator running it again), and its newcomer may carry the live token,
-        // so its start would ask for nothing while the file's token is not deployed.
-        if outcome.is_retryable() || outcome == Outcome::BadTarget {
+        if worth_retrying(report) {
             let delay = self.backoff.next_delay();
             tracing::info!(retry_in_secs = delay.as_secs(), "will retry");
             out.push(Action::Schedule(Timer::Retry, Some(clock.now + delay)));
@@ -267,7 +263,7 @@ impl Policy {
         self.backoff.reset();
         // Not `bad_target`: a broken target says nothing about the token.
         let failed = matches!(
-            outcome,
+            report.outcome,
             Outcome::Rejected | Outcome::RolledBack | Outcome::CanaryFailed
         );
         self.last_failed = if failed { content } else { None };
@@ -297,4 +293,19 @@ impl Policy {
             }
         }
     }
+}
+
+/// Whether a rotation that did not land is tried again on its own (with backoff), rather
+/// than its token left aside until the file is written again. An outage, a failed
+/// rollback (the next run starts by recovering) and an interrupted run are retried. So is
+/// a target found missing: it is often gone for a moment only (compose recreating it, an
+/// operator running it again), and its newcomer may carry the live token, so its start
+/// would ask for nothing while the file's token is not deployed. And so is a rollback that
+/// was not the token's doing ([`RotationReport::token_suspect`]): a container run by hand
+/// under the target's name mid-swap, the old one removed meanwhile.
+pub(super) fn worth_retrying(report: &RotationReport) -> bool {
+    let outcome = report.outcome;
+    outcome.is_retryable()
+        || outcome == Outcome::BadTarget
+        || (outcome == Outcome::RolledBack && !report.token_suspect)
 }

@@ -152,6 +152,13 @@ fn content(t: &Token, mtime: u64) -> Content {
 fn report(t: &Token, outcome: Outcome, retired: &[&Token]) -> RotationReport {
     let mut r = RotationReport::new("r0".into(), Some(t.fingerprint()));
     r.outcome = outcome;
+    // As the pipeline reports them: a refusal, a failed canary, a rollback after the
+    // replacement failed its check (the rollback of another step: see
+    // `a_rollback_that_was_not_the_tokens_doing_is_retried`).
+    r.token_suspect = matches!(
+        outcome,
+        Outcome::Rejected | Outcome::RolledBack | Outcome::CanaryFailed
+    );
     r.validation = Some(Verdict::VALID);
     r.targets = vec![TargetReport {
         name: BOT.into(),
@@ -462,6 +469,27 @@ fn a_rotation_that_found_a_target_missing_is_tried_again_with_backoff() {
         sim.on(Input::Drained)[..],
         [Action::ReadPrimary(Why::Look)]
     ));
+    assert!(
+        plan_of(sim.on(Input::PrimaryRead(Why::Look, read(&t, 1)))).is_some(),
+        "the same content is tried again"
+    );
+}
+
+#[test]
+fn a_rollback_that_was_not_the_tokens_doing_is_retried() {
+    // A container run by hand under the target's name mid-swap: the swap is undone, but
+    // nothing says the token is bad. Tried again with backoff, the same content too.
+    let mut sim = Sim::new(config());
+    let t = token(1);
+    let plan = plan_of(sim.started(&t, None)).unwrap();
+    let mut r = report(&t, Outcome::RolledBack, &[]);
+    r.token_suspect = false;
+    let acts = sim.on(Input::Rotated(plan, Box::new(r)));
+    let at = scheduled(&acts, Timer::Retry).flatten().expect("a retry");
+    assert_eq!(at.duration_since(sim.clock.now), RETRY_FIRST);
+    sim.clock.now = at;
+    sim.on(Input::Due(Timer::Retry));
+    sim.on(Input::Drained);
     assert!(
         plan_of(sim.on(Input::PrimaryRead(Why::Look, read(&t, 1)))).is_some(),
         "the same content is tried again"
