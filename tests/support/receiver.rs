@@ -99,6 +99,9 @@ async fn record(State(got): State<Arc<Mutex<Vec<Got>>>>, req: Request) -> &'stat
         .await
         .unwrap_or_default();
     let body = String::from_utf8_lossy(&body).to_string();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+        super::recorder::dump(&serde_json::json!({ "path": path, "body": v }));
+    }
     got.lock().unwrap().push(Got {
         method,
         path,

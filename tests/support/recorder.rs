@@ -109,6 +109,24 @@ impl Recorder {
 
 async fn record(State(bodies): State<Bodies>, body: axum::body::Bytes) -> &'static str {
     let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    dump(&v);
     bodies.lock().unwrap().push(v);
     "ok"
+}
+
+/// With `TR_NOTICES_DUMP=FILE` set, every body received is also appended to FILE, one JSON
+/// line each: the messages a person gets, as the tests produce them, to read or quote
+/// (`TR_NOTICES_DUMP=/tmp/notices.jsonl cargo test --test retired`).
+pub fn dump(v: &serde_json::Value) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("TR_NOTICES_DUMP") else {
+        return;
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut f) = file {
+        let _ = f.write_all(format!("{v}\n").as_bytes());
+    }
 }

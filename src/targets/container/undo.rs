@@ -4,8 +4,8 @@
 //!
 //! - a `-tr-done-` container: the swap was verified; remove the old container;
 //! - a `-tr-old-`/`-tr-stopped-` container: not verified; remove its replacements (found by
-//!   their `replaces` label, whatever their name now), start it if it ran, then give it its
-//!   name back; if another container was run under the name meanwhile (compose, an
+//!   their `replaces` label, whatever their name now), give it its name back, start it if
+//!   it ran; if another container was run under the name meanwhile (compose, an
 //!   operator), that one is the target now and the set-aside one is removed;
 //! - a lone `-tr-new-` container next to the untouched original: remove it, and start the
 //!   original again if the swap had stopped it.
@@ -209,8 +209,8 @@ impl Settling<'_> {
     }
 
     /// `-tr-old-`/`-tr-stopped-` (`marker`): not verified. The replacements of the old
-    /// container `id` go (found by their `replaces` label, whatever their name now), it
-    /// starts again if it ran, and it gets its name back.
+    /// container `id` go (found by their `replaces` label, whatever their name now), it gets
+    /// its name back, and it starts again if it ran.
     async fn restore(&mut self, marker: Marker, id: &str) -> Result<(), UndoError> {
         let (docker, target) = (self.docker, self.target);
         let replacements = self
@@ -226,17 +226,17 @@ impl Settling<'_> {
         if let Some(holder) = self.holder().await? {
             return self.drop_superseded(id, &holder).await;
         }
-        // Started before it gets its name back: a crash in between leaves a running
-        // `-tr-old-` container, which the next run finds and names, never a stopped bot
-        // under its name, which nothing would tell from one stopped on purpose.
-        if marker == Marker::Old {
-            self.call("start the old container again", || start(docker, id))
-                .await?;
-        }
+        // Renamed while stopped, then started: the engine renames a running container's
+        // network sandbox too, and one with a restart policy may be between two restarts
+        // then (20.10 answers 404 "sandbox not found"), which failed the undo.
         self.call("rename the old container back", || {
             rename(docker, id, target)
         })
         .await?;
+        if marker == Marker::Old {
+            self.call("start the old container again", || start(docker, id))
+                .await?;
+        }
         self.actions.push(format!(
             "restored the old container {} under its name",
             short(id)
