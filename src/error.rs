@@ -398,34 +398,8 @@ mod tests {
             },
             rollback: Rollback::Restored,
         };
-        use crate::targets::container::verify::VerifyError;
         use crate::targets::{container, service};
         assert!(at(container::step::VERIFY).blames_token());
-        let verify_failed = |cause: VerifyError| Error::Step {
-            step: StepError {
-                target: "bot".into(),
-                step: container::step::VERIFY,
-                unreachable: false,
-                cause: Box::new(cause),
-            },
-            rollback: Rollback::Restored,
-        };
-        let exited = VerifyError::Exited {
-            code: 1,
-            detail: String::new(),
-        };
-        assert!(
-            verify_failed(exited).blames_token(),
-            "the bot exited with it"
-        );
-        // The replacement removed by hand during its check: the engine answers 404.
-        let gone = bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            message: "No such container".into(),
-        };
-        let e = verify_failed(VerifyError::Engine(gone));
-        assert_eq!(e.outcome(), Outcome::RolledBack);
-        assert!(!e.blames_token(), "the container went, not the token");
         assert!(at(service::step::VERIFY).blames_token());
         for step in [
             container::step::CREATE,

@@ -305,13 +305,7 @@ impl StepError {
     /// (a name taken by a container run by hand, the old container gone) is the target's
     /// or the engine's doing.
     pub fn blames_token(&self) -> bool {
-        if self.step == container::step::VERIFY {
-            return self
-                .cause
-                .downcast_ref::<container::verify::VerifyError>()
-                .map_or(true, container::verify::VerifyError::blames_token);
-        }
-        self.step == service::step::VERIFY
+        self.step == container::step::VERIFY || self.step == service::step::VERIFY
     }
 }
 

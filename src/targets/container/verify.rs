@@ -121,20 +121,6 @@ impl VerifyError {
     pub fn is_engine_unreachable(&self) -> bool {
         matches!(self, VerifyError::EngineUnreachable { .. })
     }
-
-    /// Whether the new container itself failed with the token (it exited, crash-looped,
-    /// turned unhealthy, does not carry it, its check failed or never passed). Not so when
-    /// the engine failed or refused the check (the container removed by hand meanwhile
-    /// answers 404), nor when the check cannot run at all (a wrong `--verify-exec`).
-    pub fn blames_token(&self) -> bool {
-        !matches!(
-            self,
-            VerifyError::Engine(_)
-                | VerifyError::Refused(_)
-                | VerifyError::EngineUnreachable { .. }
-                | VerifyError::ExecCannotRun { .. }
-        )
-    }
 }
 
 /// A condition still pending (retry) or failed for good (roll back now).
