@@ -65,6 +65,14 @@ impl Marker {
     }
 }
 
+/// A listed container's name, without the `/` the engine puts before it.
+pub fn listed_name(c: &bollard::models::ContainerSummary) -> Option<String> {
+    c.names
+        .as_ref()?
+        .first()
+        .map(|n| n.trim_start_matches('/').to_string())
+}
+
 /// The name of `target`'s lock container.
 pub fn lock_name(target: &str) -> String {
     format!("{target}-tr-lock")

@@ -17,7 +17,7 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOpt
 use bollard::Docker;
 
 use crate::engine::lenient::inspect_container;
-use crate::engine::names::{lock_name, new_rotation_id};
+use crate::engine::names::{listed_name, lock_name, new_rotation_id};
 use crate::engine::{describe, is_not_found, own_container_id, remove_keep_volumes, short};
 
 const LABEL_HOST: &str = "token-rotator.lock.host";
@@ -251,12 +251,7 @@ impl Locker {
             .build();
         let mut removed = 0;
         for c in crate::engine::lenient::list_containers(docker, opts).await? {
-            let name = c
-                .names
-                .as_ref()
-                .and_then(|n| n.first())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
+            let name = listed_name(&c).unwrap_or_default();
             let (id, labels) = (c.id.unwrap_or_default(), c.labels.unwrap_or_default());
             if id.is_empty() || !self.is_garbage(&labels, &name) {
                 continue;

@@ -23,7 +23,7 @@ use futures_util::stream::{self, StreamExt};
 use super::spec::{self, image_ref, now_rfc3339, replacement};
 use super::step::{self, failed, undo_error, undoing, Redacted};
 use crate::engine::lenient::list_containers;
-use crate::engine::names::Marker;
+use crate::engine::names::{listed_name, Marker};
 use crate::engine::EngineError;
 use crate::engine::{describe, dialect, inspect, is_transport, labels};
 use crate::engine::{remove_keep_volumes as remove, rename, retrying, short, start, stop};
@@ -124,7 +124,7 @@ pub async fn scan(docker: &Docker, targets: &[(String, String)]) -> Result<Found
                 .iter()
                 .any(|(_, id)| c.id.as_deref() == Some(id.as_str()))
         })
-        .filter_map(name_of)
+        .filter_map(listed_name)
         .filter(|n| Marker::parse(n).is_none())
         .collect();
     // A container that cannot be inspected may be a dependent: the scan fails (before
@@ -168,13 +168,6 @@ pub async fn scan(docker: &Docker, targets: &[(String, String)]) -> Result<Found
         deps.sort_by(|a, b| a.name.cmp(&b.name));
     }
     Ok(out)
-}
-
-fn name_of(c: &ContainerSummary) -> Option<String> {
-    c.names
-        .as_ref()?
-        .first()
-        .map(|n| n.trim_start_matches('/').to_string())
 }
 
 /// Points every `container:` mode of `host` at `new_id`.
@@ -435,7 +428,7 @@ pub async fn settle(
                 .unwrap_or("")
                 .trim_start_matches('/')
                 .to_string(),
-            new_name: name_of(&c).unwrap_or_default(),
+            new_name: listed_name(&c).unwrap_or_default(),
             ran: l.get(labels::OLD_RUNNING).map(String::as_str) == Some("true"),
         };
         actions.push(if current_rotation.as_deref() == Some(rotation.as_str()) {

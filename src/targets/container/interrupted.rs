@@ -17,7 +17,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 
 use super::dependents::DEPENDENT_OF;
-use crate::engine::names::Marker;
+use crate::engine::names::{listed_name, Marker};
 use crate::engine::{labels, EngineError};
 use crate::targets::TargetError;
 
@@ -73,7 +73,7 @@ pub async fn by_label(
     let found = listed(docker, required).await?;
     let named: Vec<(String, HashMap<String, String>)> = found
         .into_iter()
-        .filter_map(|c| Some((name_of(&c)?, c.labels.unwrap_or_default())))
+        .filter_map(|c| Some((listed_name(&c)?, c.labels.unwrap_or_default())))
         .collect();
     Ok(targets_of(&named))
 }
@@ -92,14 +92,6 @@ pub async fn listed(
     Ok(crate::engine::lenient::list_containers(docker, opts)
         .await
         .map_err(|e| EngineError::new("list the containers the --label selector names", e))?)
-}
-
-/// A listed container's name, without the `/`.
-pub fn name_of(c: &ContainerSummary) -> Option<String> {
-    c.names
-        .as_ref()?
-        .first()
-        .map(|n| n.trim_start_matches('/').to_string())
 }
 
 #[cfg(test)]

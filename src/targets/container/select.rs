@@ -113,7 +113,7 @@ impl Selector {
             .into_iter()
             .filter(|c| c.id.is_none() || c.id != own)
             .filter_map(|c| {
-                let name = super::interrupted::name_of(&c)?;
+                let name = crate::engine::names::listed_name(&c)?;
                 // A leftover of an interrupted swap stands for its target, which has no
                 // container under its name until the swap is finished or undone.
                 match super::interrupted::swap_of(&name, &c.labels.unwrap_or_default()) {
