@@ -188,6 +188,18 @@ pub fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
+/// Whether an engine error says a container name is taken: Docker answers 409; Podman 4.3's
+/// compat API answers 500 with libpod's "is already in use" (README, Compatibility).
+pub fn is_name_taken(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => *status_code == 409 || (*status_code == 500 && message.contains("is already in use")),
+        _ => false,
+    }
+}
+
 /// Whether an engine error is a 404.
 pub fn is_not_found(e: &bollard::errors::Error) -> bool {
     status_of(e) == Some(404)
@@ -327,5 +339,24 @@ mod tests {
             "700 29 0:60 / /var/lib/docker/containers/{id}/mounts/shm rw,nosuid - tmpfs shm rw"
         );
         assert_eq!(find_container_id(&format!("1 2 3 / / rw\n{shm}\n")), None);
+    }
+
+    #[test]
+    fn a_taken_name_is_told_by_docker_and_by_podman() {
+        let answer =
+            |status_code: u16, message: &str| bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message: message.to_string(),
+            };
+        assert!(is_name_taken(&answer(
+            409,
+            "Conflict. The container name is already in use"
+        )));
+        assert!(is_name_taken(&answer(
+            500,
+            "container create: creating container storage: the container name \"x-tr-lock\" is already in use by 63ff7d2185c9"
+        )));
+        assert!(!is_name_taken(&answer(500, "no space left on device")));
+        assert!(!is_name_taken(&answer(404, "no such container")));
     }
 }

@@ -163,8 +163,8 @@ impl Locker {
                         held: self.held.clone(),
                     });
                 }
-                // 409: the name is taken, so someone holds the lock.
-                Err(e) if crate::engine::status_of(&e) == Some(409) => {}
+                // The name is taken, so someone holds the lock.
+                Err(e) if crate::engine::is_name_taken(&e) => {}
                 Err(e) => return Err(fail(e)),
             }
             let held = match inspect_container(docker, name).await {
