@@ -6,10 +6,12 @@
 //! Measured on Engine 20.10 and 26.1: a volume given by name (in `Binds` or in
 //! `HostConfig.Mounts` with a `Source`) is never removed by `docker rm -v`; only one the
 //! engine made for the container at create, or took with its spec through `VolumesFrom`,
-//! is. No create option marks an existing volume anonymous, so the rotated container's
-//! `rm -v` leaves it behind (Compose v2.26 recreates the same way). On Engine 23 and newer
-//! the volume keeps its `com.docker.volume.anonymous` label, so `docker volume prune`
-//! removes it once no container uses it. The README says how to clean up.
+//! is. Only `VolumesFrom` the old container would keep it anonymous, leaving in the copy's
+//! configuration a container that is then removed (any later copy from the inspect output
+//! would be refused), so the rotated container's `rm -v` leaves it behind (Compose v2.26
+//! recreates the same way). On Engine 23 and newer the volume keeps its
+//! `com.docker.volume.anonymous` label, so `docker volume prune` removes it once no
+//! container uses it. The README says how to clean up.
 
 use std::collections::{HashMap, HashSet};
 
