@@ -198,6 +198,25 @@ mod tests {
     }
 
     #[test]
+    fn a_gone_source_is_a_refused_copy_and_an_unanswered_inspect_an_outage() {
+        let gone = VolumesFromError::Gone {
+            container: "bot".into(),
+            source_name: "src".into(),
+        }
+        .at_prepare("bot");
+        assert!(gone.copy_refused() && !gone.unreachable);
+        assert_eq!(gone.step, PREPARE);
+        assert!(gone.to_string().contains("container src (--volumes-from)"));
+        let outage = VolumesFromError::Inspect {
+            container: "bot".into(),
+            source_name: "src".into(),
+            cause: Failure(bollard::errors::Error::RequestTimeoutError),
+        }
+        .at_prepare("bot");
+        assert!(outage.unreachable && !outage.copy_refused());
+    }
+
+    #[test]
     fn a_volumes_from_entry_names_its_container_without_the_mode() {
         assert_eq!(source_of("src:ro"), "src");
         assert_eq!(source_of("0123abcd"), "0123abcd");
