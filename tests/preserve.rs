@@ -5,16 +5,19 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    bot_image, docker, env_of, inspect, new_token, remember_secret, rotator, s, Scope, ENV_VAR,
+    bot_image, docker, docker_ok, env_of, inspect, new_token, remember_secret, rotator, s, Run,
+    Scope, ENV_VAR,
 };
 
-/// Rotates `containers` to a fresh token with validation off (these tests are about the copy).
-fn rotate_all(scope: &Scope, containers: &[&str]) -> String {
+/// Rotates `containers` to a fresh token with validation off (these tests are about the
+/// copy), the report as JSON; returns the token and the run.
+fn rotate_run(scope: &Scope, containers: &[&str]) -> (String, Run) {
     let token = new_token();
     remember_secret(&token);
     let file = scope.secret_file(&token);
     let mut args = vec![
         "rotate",
+        "--json",
         "--secret-file",
         s(&file),
         "--validate",
@@ -25,7 +28,12 @@ fn rotate_all(scope: &Scope, containers: &[&str]) -> String {
     for c in containers {
         args.extend(["--container", c]);
     }
-    let run = rotator(&args);
+    (token, rotator(&args))
+}
+
+/// Rotates `containers` to a fresh token, which they then carry; returns it.
+fn rotate_all(scope: &Scope, containers: &[&str]) -> String {
+    let (token, run) = rotate_run(scope, containers);
     assert_eq!(run.code, 0, "{run:?}");
     for c in containers {
         assert_eq!(env_of(c, ENV_VAR).as_deref(), Some(token.as_str()));
@@ -226,7 +234,6 @@ fn volumes_bind_mounts_and_anonymous_volumes_are_reattached() {
     for dest in ["/anon", "/anon-mount"] {
         scope.forget_volume_later(mount_at(&before, dest)["Name"].as_str().unwrap());
     }
-    let volumes_before = docker(&["volume", "ls", "-q"]).lines().count();
 
     rotate_all(&scope, &[&name]);
 
@@ -253,15 +260,158 @@ fn volumes_bind_mounts_and_anonymous_volumes_are_reattached() {
         after["Mounts"].as_array().unwrap().len(),
         before["Mounts"].as_array().unwrap().len()
     );
-    let volumes_after = docker(&["volume", "ls", "-q"]).lines().count();
-    assert!(
-        volumes_after <= volumes_before,
-        "no new (empty) volume was created"
-    );
+    // No new (empty) volume: the replacement's volumes are all the old container's (a
+    // count of the engine's volumes would race with the other tests making theirs).
+    let volumes = |v: &Value| -> Vec<String> {
+        let mut names: Vec<String> = v["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Name"].as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(volumes(&after), volumes(&before), "no new (empty) volume");
     assert!(
         docker(&["volume", "ls", "-q"]).contains(&named),
         "named volume kept"
     );
+}
+
+/// The name of the volume at `dest` in container `name`, removed with the scope (a volume
+/// re-attached by name outlives `docker rm -v`).
+fn volume_at(scope: &Scope, name: &str, dest: &str) -> String {
+    let vol = mount_at(&inspect(name), dest)["Name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    scope.forget_volume_later(&vol);
+    vol
+}
+
+fn volume_exists(name: &str) -> bool {
+    docker_ok(&["volume", "inspect", name])
+}
+
+#[test]
+fn volumes_from_volumes_from_are_left_to_it_so_a_recreated_source_is_followed() {
+    let scope = Scope::new("preserve-volumes-from");
+    let (_, tok) = old_token(&scope);
+    let src = scope.run("src", &["-v", "/shared", bot_image()]);
+    let first = volume_at(&scope, &src, "/shared");
+    let from = format!("{src}:ro");
+    let args = [
+        "-e",
+        &tok,
+        "--volumes-from",
+        &from,
+        "-v",
+        "/anon",
+        bot_image(),
+    ];
+    let bot = scope.run("bot", &args);
+    let own = volume_at(&scope, &bot, "/anon");
+    let before = inspect(&bot);
+    assert_eq!(mount_at(&before, "/shared")["Name"], first.as_str());
+
+    rotate_all(&scope, &[&bot]);
+
+    let after = inspect(&bot);
+    assert_eq!(
+        after["HostConfig"]["VolumesFrom"],
+        before["HostConfig"]["VolumesFrom"]
+    );
+    let binds: Vec<&str> = after["HostConfig"]["Binds"]
+        .as_array()
+        .map(|b| b.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        !binds.iter().any(|b| b.contains("/shared")),
+        "the source's volume is not pinned: {binds:?}"
+    );
+    assert_eq!(binds, [format!("{own}:/anon:rw")], "its own one is");
+    assert_eq!(mount_at(&after, "/shared")["Name"], first.as_str());
+    assert_eq!(mount_at(&after, "/shared")["RW"], false, ":ro kept");
+
+    // The source recreated with a fresh volume: the bot's next copy takes that one.
+    docker(&["rm", "-f", &src]);
+    scope.run("src", &["-v", "/shared", bot_image()]);
+    let second = volume_at(&scope, &src, "/shared");
+    assert_ne!(second, first);
+    rotate_all(&scope, &[&bot]);
+    let again = inspect(&bot);
+    assert_eq!(mount_at(&again, "/shared")["Name"], second.as_str());
+    assert_eq!(mount_at(&again, "/anon")["Name"], own.as_str());
+}
+
+#[test]
+fn a_bot_whose_volumes_from_source_is_gone_is_refused_and_left_as_it_was() {
+    let scope = Scope::new("preserve-volumes-from-gone");
+    let (old, tok) = old_token(&scope);
+    let src = scope.run("src", &["-v", "/shared", bot_image()]);
+    volume_at(&scope, &src, "/shared");
+    let bot = scope.run("bot", &["-e", &tok, "--volumes-from", &src, bot_image()]);
+    docker(&["rm", "-f", &src]);
+    let before = inspect(&bot);
+
+    let (_, run) = rotate_run(&scope, &[&bot]);
+
+    assert_eq!(run.code, 4, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["outcome"], "bad_target", "{report}");
+    let error = format!("{} {}", report["error"], report["targets"][0]["error"]);
+    assert!(
+        error.contains(&src) && error.contains("--volumes-from"),
+        "names the missing source: {report}"
+    );
+    assert_eq!(inspect(&bot)["Id"], before["Id"], "the bot is untouched");
+    assert_eq!(env_of(&bot, ENV_VAR).as_deref(), Some(old.as_str()));
+    assert_eq!(scope.containers(), vec![bot], "nothing left over");
+}
+
+/// The engine's major version (`20`, `26`).
+fn engine_major() -> u32 {
+    let v = docker(&["version", "--format", "{{.Server.Version}}"]);
+    v.trim().split('.').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn an_anonymous_volume_keeps_its_data_and_outlives_rm_v_of_the_rotated_bot() {
+    let scope = Scope::new("preserve-anon-rm-v");
+    let (_, tok) = old_token(&scope);
+    let bot = scope.run("bot", &["-e", &tok, "-v", "/anon", bot_image()]);
+    let vol = volume_at(&scope, &bot, "/anon");
+    let marker = scope.dir.path().join("marker");
+    let data = format!("written-before-rotation-{}", scope.prefix);
+    std::fs::write(&marker, &data).unwrap();
+    docker(&["cp", s(&marker), &format!("{bot}:/anon/marker")]);
+
+    rotate_all(&scope, &[&bot]);
+
+    assert_eq!(mount_at(&inspect(&bot), "/anon")["Name"], vol.as_str());
+    let seen = docker(&["cp", &format!("{bot}:/anon/marker"), "-"]);
+    assert!(seen.contains(&data), "the replacement sees the old data");
+    // Re-attached by name, which no create option can mark anonymous: `rm -v` keeps it
+    // (README, "What the replacement keeps"), where it removes a never-rotated one's.
+    docker(&["rm", "-f", "-v", &bot]);
+    assert!(volume_exists(&vol), "rm -v of the rotated bot keeps it");
+    let plain = scope.run("plain", &["-v", "/anon", bot_image()]);
+    let plain_vol = volume_at(&scope, &plain, "/anon");
+    docker(&["rm", "-f", "-v", &plain]);
+    assert!(
+        !volume_exists(&plain_vol),
+        "rm -v of a never-rotated one removes it"
+    );
+    if engine_major() >= 23 {
+        // Still labelled anonymous: `docker volume prune` (anonymous only) removes it.
+        let labels = docker(&["volume", "inspect", "-f", "{{json .Labels}}", &vol]);
+        let labels: Value = serde_json::from_str(&labels).unwrap();
+        assert!(
+            labels.get("com.docker.volume.anonymous").is_some(),
+            "{labels}"
+        );
+    }
 }
 
 fn free_port() -> u16 {

@@ -19,6 +19,7 @@ use super::observe::Inspected;
 use super::order::start_first_blocker;
 use super::spec::{self, image_ref, now_rfc3339, replacement};
 use super::step::{self, engine_at, failed, point};
+use super::volumes::shared_by_sources;
 use super::{ContainerConfig, Order};
 use crate::engine::labels;
 use crate::engine::names::Marker;
@@ -105,7 +106,10 @@ async fn create(
     point(name, step::CREATE, "before-create").await?;
     let dialect = dialect::of(docker).await;
     let env = Some((cfg.env_var.as_str(), ctx.token.expose()));
-    let spec = replacement(old, &image, env, &labels, dialect)
+    let shared = shared_by_sources(docker, old)
+        .await
+        .map_err(|e| e.at_prepare(name))?;
+    let spec = replacement(old, &image, env, &labels, dialect, &shared)
         .map_err(|e| failed(name, step::PREPARE, false, e))?;
     let new_name = Marker::New.name(name, ctx.rotation);
     let created = spec::create(docker, &new_name, spec.body, spec.legacy_mac.as_deref())

@@ -22,6 +22,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::spec::{self, image_ref, now_rfc3339, replacement};
 use super::step::{self, failed, undo_error, undoing, Redacted};
+use super::volumes::shared_by_sources;
 use crate::engine::lenient::list_containers;
 use crate::engine::names::{listed_name, Marker};
 use crate::engine::EngineError;
@@ -290,7 +291,10 @@ async fn create_copy(
     // The same image by name when the name still points at it, else by ID.
     let (image, _) = image_ref(docker, old).await;
     let dialect = dialect::of(docker).await;
-    let mut spec = replacement(old, &image, None, &labels, dialect)
+    let shared = shared_by_sources(docker, old)
+        .await
+        .map_err(|e| e.at_prepare(target))?;
+    let mut spec = replacement(old, &image, None, &labels, dialect, &shared)
         .map_err(|e| failed(target, step::PREPARE, false, e))?;
     if let Some(h) = spec.body.host_config.as_mut() {
         repoint(h, new_target);

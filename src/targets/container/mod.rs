@@ -3,6 +3,7 @@
 //!
 //! - [`observe`]: resolve the name, inspect, refuse what cannot be swapped safely;
 //! - [`spec`]: the replacement's configuration, derived from the old container's;
+//! - [`volumes`]: its volumes: anonymous ones re-attached, `--volumes-from` ones left to it;
 //! - [`order`]: what keeps a swap from running start-first;
 //! - [`apply`]: create, rename aside, stop, start, writing progress into names and labels;
 //! - [`verify`]: the replacement runs, is healthy, carries the token, passes `--verify-exec`;
@@ -25,6 +26,7 @@ pub mod spec;
 pub mod step;
 pub mod undo;
 pub mod verify;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,19 +9,21 @@
 //! any other MAC was set by hand. On API 1.44 and newer the replacement is created on all
 //! its networks in one call, each endpoint with its MAC; older engines take one network
 //! at create (the rest are connected before start) and a MAC only in `Config.MacAddress`.
-//! Anonymous volumes are re-attached by name, and engine-chosen host ports are pinned
-//! to the ports the old container had, so clients keep reaching the bot.
+//! Anonymous volumes are re-attached by name (those from `--volumes-from` are left to it:
+//! see [`super::volumes`]), and engine-chosen host ports are pinned to the ports the old
+//! container had, so clients keep reaching the bot.
 
 use std::collections::{HashMap, HashSet};
 
 use bollard::models::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
-    EndpointSettings, HostConfig, MountType, NetworkingConfig, PortBinding,
+    EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 
 use super::compat;
+use super::volumes::reattach_anonymous_volumes;
 use crate::engine::dialect::Dialect;
 use crate::engine::{legacy, short};
 
@@ -65,12 +67,15 @@ pub enum SpecError {
 /// Builds the replacement of `old`: same configuration from image `image`, with
 /// `env = (VAR, value)` replaced (or appended; `None`: the env unchanged, for a container
 /// that shares a target's namespaces) and `labels` added, for the engine `dialect` names.
+/// `shared`: the mount destinations `old`'s `--volumes-from` sources provide now
+/// ([`super::volumes::shared_by_sources`]).
 pub fn replacement(
     old: &ContainerInspectResponse,
     image: &str,
     env: Option<(&str, &str)>,
     labels: &[(&str, String)],
     dialect: Dialect,
+    shared: &HashSet<String>,
 ) -> Result<Replacement, SpecError> {
     let id = old.id.clone().unwrap_or_default();
     let short_id: String = id.chars().take(12).collect();
@@ -102,7 +107,7 @@ pub fn replacement(
     host.links = host
         .links
         .map(|l| l.iter().map(|s| create_link(s)).collect());
-    reattach_anonymous_volumes(old, &mut host);
+    reattach_anonymous_volumes(old, &mut host, shared);
     pin_ephemeral_ports(old, &mut host);
 
     let (networking_config, extra_networks, legacy_mac) = networks(old, &host, &short_id, dialect);
@@ -208,58 +213,6 @@ fn create_link(link: &str) -> String {
         ),
         None => link.trim_start_matches('/').to_string(),
     }
-}
-
-/// Anonymous volumes appear only in `Mounts`: without this the replacement would get new empty ones.
-fn reattach_anonymous_volumes(old: &ContainerInspectResponse, host: &mut HostConfig) {
-    let Some(mounts) = old.mounts.as_ref() else {
-        return;
-    };
-    let volume_by_dest: HashMap<&str, &str> = mounts
-        .iter()
-        .filter(|m| m.typ.as_deref() == Some("volume"))
-        .filter_map(|m| Some((m.destination.as_deref()?, m.name.as_deref()?)))
-        .collect();
-
-    let mut covered: HashSet<String> = HashSet::new();
-    for bind in host.binds.iter().flatten() {
-        if let Some(dest) = bind_destination(bind) {
-            covered.insert(dest.to_string());
-        }
-    }
-    // `--mount type=volume` without a source is anonymous too: give it its old volume's name.
-    for m in host.mounts.iter_mut().flatten() {
-        if let Some(target) = m.target.clone() {
-            if m.typ == Some(MountType::VOLUME) && m.source.as_deref().unwrap_or("").is_empty() {
-                if let Some(name) = volume_by_dest.get(target.as_str()) {
-                    m.source = Some((*name).to_string());
-                }
-            }
-            covered.insert(target);
-        }
-    }
-    for m in mounts {
-        if m.typ.as_deref() != Some("volume") {
-            continue;
-        }
-        let (Some(dest), Some(name)) = (m.destination.as_deref(), m.name.as_deref()) else {
-            continue;
-        };
-        if covered.contains(dest) {
-            continue;
-        }
-        let mode = if m.rw == Some(false) { "ro" } else { "rw" };
-        host.binds
-            .get_or_insert_with(Vec::new)
-            .push(format!("{name}:{dest}:{mode}"));
-    }
-}
-
-/// `src:dest[:opts]` → `dest`.
-fn bind_destination(bind: &str) -> Option<&str> {
-    let mut parts = bind.split(':');
-    let _src = parts.next()?;
-    parts.next()
 }
 
 /// `-p 8080` lets the engine pick a host port; keep the one it picked so clients still connect.
@@ -473,6 +426,7 @@ mod tests {
             Some(("TOK", "sk-ant-oat01-SECRETSECRETSECRET")),
             &[],
             Dialect::docker((1, 41)),
+            &HashSet::new(),
         )
         .unwrap();
         let dbg = format!("{r:?}");
