@@ -189,7 +189,7 @@ pub fn status_of(e: &bollard::errors::Error) -> Option<u16> {
 }
 
 /// Whether an engine error says a container name is taken: Docker answers 409; Podman 4.3's
-/// compat API answers 500 with libpod's "is already in use" (README, Compatibility).
+/// compat API answers 500 with libpod's "is already in use".
 pub fn is_name_taken(e: &bollard::errors::Error) -> bool {
     match e {
         bollard::errors::Error::DockerResponseServerError {
